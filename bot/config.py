@@ -1,0 +1,115 @@
+"""Settings read from the environment and `.env`, with the variable names fixed by DESIGN §5.
+
+Errors are turned into one line per bad variable so an operator at 3 a.m. sees what to fix, and secret
+settings never appear in those lines.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable, never a secret value."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field("sqlite:///keybot.db", validation_alias=_env("DATABASE_URL"))
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    vault_addr: str | None = Field(None, validation_alias=_env("VAULT_ADDR"))
+    vault_token: SecretStr | None = Field(None, validation_alias=_env("VAULT_TOKEN"))
+    vault_role_id: str | None = Field(None, validation_alias=_env("VAULT_ROLE_ID"))
+    vault_secret_id: SecretStr | None = Field(None, validation_alias=_env("VAULT_SECRET_ID"))
+    openai_admin_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_ADMIN_KEY"))
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    fingerprint_key: SecretStr | None = Field(None, validation_alias=_env("KEYBOT_FINGERPRINT_KEY"))
+    state_dir: Path = Field(Path(".keybot"), validation_alias=_env("KEYBOT_STATE_DIR"))
+    log_format: str = Field("auto", validation_alias=_env("KEYBOT_LOG_FORMAT"))
+    log_level: str = Field("INFO", validation_alias=_env("KEYBOT_LOG_LEVEL"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+")):
+            raise ValueError("expected a SQLAlchemy URL such as sqlite:///keybot.db or postgresql+psycopg://...")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("slack_api_url", "openai_base_url", "vault_addr")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("expected one of auto, json, console")
+        return value
+
+    @field_validator("fingerprint_key")
+    @classmethod
+    def _strong_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("expected at least 32 characters (generate one with: openssl rand -hex 32)")
+        return value
+
+
+def _aliases() -> dict[str, str]:
+    """Map every accepted spelling (field name or env variable) to its canonical env variable name."""
+    names: dict[str, str] = {}
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [field.upper()]
+        for spelling in [field, *choices]:
+            names[spelling] = choices[0]
+    return names
+
+
+_VARIABLES = _aliases()
+_SECRET_VARIABLES = {
+    _VARIABLES[field] for field, info in Settings.model_fields.items() if "SecretStr" in str(info.annotation)
+}
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad variable; the offending input is shown only for non-secret settings."""
+    lines = []
+    for item in error.errors():
+        loc = str(item["loc"][0]) if item["loc"] else "?"
+        name = _VARIABLES.get(loc, loc.upper())
+        message = str(item["msg"]).removeprefix("Value error, ")
+        shown = "" if name in _SECRET_VARIABLES else f" (got {str(item.get('input'))[:60]!r})"
+        lines.append(f"{name}: {message}{shown}")
+    return "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError("invalid configuration: " + describe_validation_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
