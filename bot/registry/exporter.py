@@ -1,0 +1,38 @@
+"""Serialises an exported registry document as YAML or CSV in the shapes the importer reads back."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import yaml
+
+CSV_COLUMNS = (
+    "name", "provider", "provider_key_id", "project", "environment", "vault_path", "redacted", "fingerprint",
+    "team", "team_channel", "team_manager", "owners", "backups", "consumers", "rotation_days", "last_rotated",
+    "status", "tags", "description",
+)  # fmt: skip
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+
+
+def _consumer_cell(consumers: list[dict[str, str]]) -> str:
+    return ";".join(c["name"] + (f"@{c['contact']}" if c.get("contact") else "") for c in consumers)
+
+
+def to_csv(document: dict[str, Any]) -> str:
+    teams = {t["name"]: t for t in document.get("teams", [])}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for key in document.get("keys", []):
+        team = teams.get(key.get("team", ""), {})
+        row = {**key, "team_channel": team.get("channel"), "team_manager": team.get("manager")}
+        for name in ("owners", "backups", "tags"):
+            row[name] = ";".join(key.get(name, []))
+        row["consumers"] = _consumer_cell(key.get("consumers", []))
+        writer.writerow({c: row.get(c) for c in CSV_COLUMNS})
+    return buffer.getvalue()

@@ -1,0 +1,28 @@
+"""Recognise and redact leaked API keys.
+
+Everything keybot logs, posts to Slack or sends to an LLM goes through :func:`redact` / :func:`redact_obj`
+first, so a key that is being handled as an incident is never re-leaked by the bot itself.
+"""
+
+from bot.secrets.patterns import FORMATS, SecretFormat
+from bot.secrets.redact import (
+    SecretMatch,
+    contains_secret,
+    find_secrets,
+    parse_redacted,
+    redact,
+    redact_obj,
+    redacted_form,
+)
+
+__all__ = [
+    "FORMATS",
+    "SecretFormat",
+    "SecretMatch",
+    "contains_secret",
+    "find_secrets",
+    "parse_redacted",
+    "redact",
+    "redact_obj",
+    "redacted_form",
+]

@@ -1,0 +1,188 @@
+"""Find and redact secrets in free text and nested data.
+
+This sits on the hot path (every log line, Slack message and LLM prompt), so it does a single linear scan:
+a cheap regex cuts the text into maximal runs of secret characters at least as long as the shortest secret,
+and only those runs (rare in ordinary prose) are full-matched against the combined catalogue regex.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.secrets.patterns import CHARSET, COMBINED, format_for
+
+__all__ = [
+    "SecretMatch",
+    "contains_secret",
+    "find_secrets",
+    "parse_redacted",
+    "redact",
+    "redact_obj",
+    "redacted_form",
+]
+
+# Shortest recognised secret is an AWS access key id (20 chars); shorter runs cannot be secrets.
+_MIN_SECRET_LEN = 20
+_RUNS = re.compile(f"(?<![{CHARSET}])[{CHARSET}]{{{_MIN_SECRET_LEN},}}")
+
+# Escape sequences whose trailing letters/digits would otherwise glue onto a secret and hide it, e.g. a JSON
+# dump or repr containing ``\nsk-proj-...`` or a URL-encoded ``%22sk-proj-...%22``. Only consulted when a run
+# does not match as a whole.
+_ESCAPE = re.compile(r"\\(?:[nrtfvb0]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4})|%[0-9A-Fa-f]{2}")
+
+_ELLIPSIS = r"(?:\.{2,}|…+|\*{2,})"
+_REDACTED_INPUT = re.compile(rf"(?P<prefix>[{CHARSET}]+){_ELLIPSIS}(?P<suffix>[{CHARSET}]{{4,}})")
+_REDACTED_WRAPPER = re.compile(r"\[REDACTED\s+(?P<inner>[^\]]*)\]")
+
+
+@dataclass(frozen=True)
+class SecretMatch:
+    """A secret found in some text.
+
+    ``value`` is kept out of ``repr()`` so that logging a match by accident does not leak the secret.
+    """
+
+    kind: str
+    provider: str
+    family: str
+    start: int
+    end: int
+    value: str = field(repr=False)
+
+    @property
+    def last4(self) -> str:
+        """Last four characters: what provider consoles show, so humans can tell keys apart."""
+        return self.value[-4:]
+
+    @property
+    def redacted(self) -> str:
+        """Safe-to-show form, e.g. ``sk-proj-...Xy9Q``."""
+        return f"{self.family}...{self.last4}"
+
+
+def _match_run(text: str, start: int, end: int) -> SecretMatch | None:
+    """Full-match one run; if that fails, retry after any escape sequence glued to its front."""
+    while end - start >= _MIN_SECRET_LEN:
+        m = COMBINED.fullmatch(text, start, end)
+        if m is not None:
+            fmt = format_for(m)
+            return SecretMatch(fmt.kind, fmt.provider, fmt.family, start, end, text[start:end])
+        esc = _ESCAPE.match(text, start - 1) if start > 0 else None
+        if esc is None or esc.end() <= start:
+            return None
+        start = esc.end()
+    return None
+
+
+def _iter_secrets(text: str) -> Iterator[SecretMatch]:
+    for run in _RUNS.finditer(text):
+        found = _match_run(text, run.start(), run.end())
+        if found is not None:
+            yield found
+
+
+def find_secrets(text: str) -> list[SecretMatch]:
+    """All secrets in ``text``, non-overlapping and sorted by start.
+
+    A secret must not touch ``[A-Za-z0-9_-]`` on either side, so it always spans a whole run of those
+    characters; the first (most specific) catalogue format that matches the whole run wins.
+    """
+    return list(_iter_secrets(text))
+
+
+def contains_secret(text: str) -> bool:
+    """True if ``text`` holds at least one recognised secret (stops at the first one)."""
+    return next(_iter_secrets(text), None) is not None
+
+
+def redact(text: str) -> str:
+    """Replace every secret with ``[REDACTED <family>...<last4>]``; returns ``text`` itself if none."""
+    pieces: list[str] = []
+    pos = 0
+    for found in _iter_secrets(text):
+        pieces.append(text[pos : found.start])
+        pieces.append(f"[REDACTED {found.redacted}]")
+        pos = found.end
+    if not pieces:
+        return text
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def redacted_form(secret: str) -> str:
+    """Safe form of one whole secret value, for messages about a specific key.
+
+    Known formats give ``family...last4``; unknown ones ``abc...last4``, or ``[REDACTED]`` when the value is
+    so short that showing 7 characters would reveal most of it.
+    """
+    value = secret.strip()
+    m = COMBINED.fullmatch(value)
+    if m is not None:
+        return f"{format_for(m).family}...{value[-4:]}"
+    if len(value) < 12:
+        return "[REDACTED]"
+    return f"{value[:3]}...{value[-4:]}"
+
+
+def parse_redacted(text: str) -> tuple[str, str] | None:
+    """Parse a human-typed redacted key such as ``sk-proj-...Xy9Q`` into ``(prefix, suffix)``.
+
+    Accepts ``...``, ``…`` and ``****`` as the elided part, surrounding quotes/backticks, and keybot's own
+    ``[REDACTED sk-...Xy9Q]`` output, so users can paste what the bot showed them. Returns None otherwise.
+    """
+    value = text.strip()
+    wrapped = _REDACTED_WRAPPER.fullmatch(value)
+    if wrapped is not None:
+        value = wrapped.group("inner").strip()
+    value = value.strip("`'\"").strip()
+    m = _REDACTED_INPUT.fullmatch(value)
+    if m is None:
+        return None
+    return m.group("prefix"), m.group("suffix")
+
+
+def redact_obj(obj: Any) -> Any:
+    """Recursively redact strings inside dicts, lists, tuples, sets and bytes; other objects pass through.
+
+    Used on structlog event dicts, Slack payloads and LLM prompts. Containers are copied (the input is never
+    mutated); reference cycles are replaced by ``"[cycle]"`` rather than recursing forever.
+    """
+    return _redact_obj(obj, set())
+
+
+def _redact_obj(obj: Any, active: set[int]) -> Any:
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, bytes | bytearray):
+        # surrogateescape round-trips arbitrary bytes, so non-UTF-8 payloads come back unchanged.
+        out = redact(bytes(obj).decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        return type(obj)(out)
+    if not isinstance(obj, dict | list | tuple | set | frozenset):
+        return obj
+    if id(obj) in active:
+        return "[cycle]"
+    active.add(id(obj))
+    try:
+        if isinstance(obj, dict):
+            items = {_redact_obj(k, active): _redact_obj(v, active) for k, v in obj.items()}
+            if type(obj) is dict:
+                return items
+            clone = copy.copy(obj)  # keeps OrderedDict / defaultdict behaviour
+            clone.clear()
+            clone.update(items)
+            return clone
+        values = [_redact_obj(v, active) for v in obj]
+        if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+            return type(obj)(*values)
+        if type(obj) in (list, tuple, set, frozenset):
+            return type(obj)(values)
+        try:
+            return type(obj)(values)
+        except TypeError:
+            return list(values) if isinstance(obj, list) else tuple(values)
+    finally:
+        active.discard(id(obj))

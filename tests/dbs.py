@@ -1,0 +1,63 @@
+"""Test databases: a fresh SQLite file or a per-worker PostgreSQL database, migrated once, emptied per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from bot.db.migrate import upgrade
+from bot.db.models import Base
+from bot.db.session import Database
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "KEYBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("KEYBOT_REQUIRE_POSTGRES") == "1"
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def postgres_url_for(name: str) -> str | None:
+    """Create (or recreate) database `name`; None when PostgreSQL is unreachable and not required."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        if REQUIRE_POSTGRES:
+            raise RuntimeError(f"PostgreSQL is required (KEYBOT_REQUIRE_POSTGRES=1) but failed: {error}") from error
+        return None
+    finally:
+        admin.dispose()
+    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def empty_tables(database: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as conn:
+        if database.engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+def migrated_database(kind: str, tmp_root: Path) -> Iterator[Database]:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_root / f'keybot-{_worker()}.db'}"
+    else:
+        pg_url = postgres_url_for(f"keybot_test_{_worker()}")
+        if pg_url is None:
+            pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432 (CI makes this mandatory)")
+        url = pg_url
+    database = Database(url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()

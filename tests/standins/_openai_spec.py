@@ -1,0 +1,173 @@
+"""Validation of stand-in traffic against the official OpenAI OpenAPI spec (openapi-core).
+
+The spec is loaded once per process (about a second) with spec validation off: the published
+file has duplicate ``required`` entries that strict validation rejects.
+
+Wire format vs. spec: the ``openai`` SDK serialises arrays as ``name[]=a&name[]=b`` and objects as
+``name[key]=v`` (its ``Querystring(array_format="brackets")``), while the spec declares some
+parameters as plain ``name`` (style form) and ``effective_at`` as a form-exploded object. The real API
+accepts the SDK's form, so before validating we map the wire form onto the spec's declared names.
+Query parameters that the operation does not declare at all are reported as validation errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from openapi_core import OpenAPI
+from openapi_core.configurations import Config
+from openapi_core.testing import MockRequest, MockResponse
+from werkzeug.datastructures import ImmutableMultiDict
+
+SPEC_ENV = "KEYBOT_OPENAI_SPEC"
+# validation runs against the spec's server URL, whatever port the stand-in listens on
+SPEC_HOST = "https://api.openai.com"
+SPEC_PREFIX = "/v1"
+
+
+def spec_path() -> Path:
+    env = os.environ.get(SPEC_ENV)
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    return repo.parent / "shared" / "specs" / "openai-openapi.yaml"
+
+
+@functools.cache
+def load_openapi() -> OpenAPI:
+    path = spec_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"OpenAI OpenAPI spec not found at {path} (set {SPEC_ENV})")
+    return OpenAPI.from_file_path(str(path), config=Config(spec_validator_cls=None))
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One request or response that does not match the spec."""
+
+    kind: str  # "request" | "response" | "unhandled"
+    method: str
+    path: str
+    status: int | None
+    errors: tuple[str, ...]
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}" + (f" -> {self.status}" if self.status is not None else "")
+        return f"[{self.kind}] {where}: " + "; ".join(self.errors)
+
+
+def describe(err: BaseException) -> str:
+    parts = [repr(err)]
+    cause = err.__cause__
+    while cause is not None:
+        schema_errors = getattr(cause, "schema_errors", None)
+        if schema_errors:
+            parts.extend(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+                         for e in schema_errors)
+        else:
+            parts.append(repr(cause))
+        cause = cause.__cause__
+    return " | ".join(parts)
+
+
+_BRACKETED = re.compile(r"^(?P<name>[A-Za-z0-9_]+)\[(?P<key>[A-Za-z0-9_]+)\]$")
+
+
+class SpecValidator:
+    """Validates one operation's requests and responses; ``pattern`` is a spec path template."""
+
+    def __init__(self) -> None:
+        self.api = load_openapi()
+        self._lock = threading.Lock()  # openapi-core caches are not documented as thread-safe
+
+    def _operation(self, pattern: str, method: str) -> Any:
+        return self.api.spec / "paths" / pattern / method.lower()
+
+    @functools.cache  # noqa: B019 - one validator per process, bounded by the route table
+    def declared_query_params(self, pattern: str, method: str) -> frozenset[str]:
+        op = self._operation(pattern, method)
+        if "parameters" not in op:
+            return frozenset()
+        return frozenset(p["name"] for p in op / "parameters" if p["in"] == "query")
+
+    @functools.cache  # noqa: B019
+    def declared_statuses(self, pattern: str, method: str) -> frozenset[str]:
+        return frozenset(str(k) for k in (self._operation(pattern, method) / "responses").keys())
+
+    def normalize_query(
+        self, pattern: str, method: str, pairs: list[tuple[str, str]]
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """Map the SDK's wire form onto the spec's parameter names; also return undeclared names."""
+        declared = self.declared_query_params(pattern, method)
+        out: list[tuple[str, str]] = []
+        objects: dict[str, list[str]] = {}
+        unknown: list[str] = []
+        for key, value in pairs:
+            if key in declared:
+                out.append((key, value))
+            elif key.endswith("[]") and key[:-2] in declared:
+                out.append((key[:-2], value))
+            elif (m := _BRACKETED.match(key)) and m["name"] in declared:
+                objects.setdefault(m["name"], []).append(f"{m['key']}={value}")
+            else:
+                unknown.append(key)
+        out.extend((name, "&".join(kv)) for name, kv in objects.items())
+        return out, unknown
+
+    def _mock_request(self, method: str, path: str, query: list[tuple[str, str]],
+                      headers: dict[str, str], body: bytes) -> MockRequest:
+        req = MockRequest(SPEC_HOST, method.lower(), SPEC_PREFIX + path, headers=headers, data=body,
+                          content_type=headers.get("content-type", "application/json"))
+        req.parameters.query = ImmutableMultiDict(query)
+        return req
+
+    def validate_request(self, pattern: str, method: str, path: str, query: list[tuple[str, str]],
+                         headers: dict[str, str], body: bytes) -> list[str]:
+        normalized, unknown = self.normalize_query(pattern, method, query)
+        errors = [f"query parameter {name!r} is not declared by the spec" for name in unknown]
+        req = self._mock_request(method, path, normalized, headers, body)
+        with self._lock:
+            result = self.api.unmarshal_request(req)
+        errors.extend(describe(e) for e in result.errors)
+        return errors
+
+    def is_security_error(self, errors: list[str]) -> bool:
+        return any(e.startswith("SecurityValidationError") for e in errors)
+
+    def validate_response(self, pattern: str, method: str, path: str, status: int,
+                          headers: dict[str, str], body: bytes) -> list[str]:
+        statuses = self.declared_statuses(pattern, method)
+        if str(status) not in statuses and "default" not in statuses and f"{str(status)[0]}XX" not in statuses:
+            if status >= 400:  # undeclared error status: still OpenAI's documented error shape
+                return validate_error_body(self.api, body)
+            return [f"status {status} is not declared for {method.upper()} {pattern}"]
+        req = self._mock_request(method, path, [], {"authorization": "Bearer x"}, b"")
+        resp = MockResponse(body, status_code=status, headers=headers,
+                            content_type=headers.get("Content-Type", "application/json"))
+        with self._lock:
+            result = self.api.unmarshal_response(req, resp)
+        return [describe(e) for e in result.errors]
+
+
+@functools.cache
+def _error_validator(api: OpenAPI) -> Draft202012Validator:
+    error_schema = (api.spec / "components" / "schemas" / "Error").read_value()
+    return Draft202012Validator({"type": "object", "properties": {"error": error_schema},
+                                 "required": ["error"]})
+
+
+def validate_error_body(api: OpenAPI, body: bytes) -> list[str]:
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        return [f"error body is not JSON: {exc}"]
+    return [f"ErrorResponse: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in _error_validator(api).iter_errors(payload)]
