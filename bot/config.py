@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+")):
-            raise ValueError("expected a SQLAlchemy URL such as sqlite:///keybot.db or postgresql+psycopg://...")
+            raise ValueError(
+                "expected a SQLAlchemy URL such as sqlite:///keybot.db or postgresql+psycopg://..."
+            )
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value

@@ -15,7 +15,9 @@ import structlog
 from bot.secrets import redact, redact_obj
 
 
-def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_event(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: every string anywhere in the event is passed through the redactor."""
     redacted = redact_obj(dict(event_dict))
     event_dict.clear()
@@ -34,7 +36,9 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
-        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     structlog.configure(
         processors=[

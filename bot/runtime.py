@@ -27,5 +27,7 @@ class Runtime:
 
     @cached_property
     def fingerprinter(self) -> Fingerprinter:
-        configured = self.settings.fingerprint_key.get_secret_value() if self.settings.fingerprint_key else None
+        configured = (
+            self.settings.fingerprint_key.get_secret_value() if self.settings.fingerprint_key else None
+        )
         return Fingerprinter(load_or_create_key(configured, self.settings.state_dir))

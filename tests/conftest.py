@@ -42,7 +42,8 @@ def fingerprinter() -> Fingerprinter:
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's .env or environment, or writes state into the checkout."""
-    for name in ("DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL",
+    for name in ("DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
+                 "SLACK_API_URL",
                  "VAULT_ADDR", "VAULT_TOKEN", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                  "KEYBOT_FINGERPRINT_KEY"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,4 @@
-"""Test databases: a fresh SQLite file or a per-worker PostgreSQL database, migrated once, emptied per test."""
+"""Test databases: a SQLite file or a per-worker PostgreSQL database, migrated once, emptied per test."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def postgres_url_for(name: str) -> str | None:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as error:
         if REQUIRE_POSTGRES:
-            raise RuntimeError(f"PostgreSQL is required (KEYBOT_REQUIRE_POSTGRES=1) but failed: {error}") from error
+            raise RuntimeError(
+                f"PostgreSQL is required (KEYBOT_REQUIRE_POSTGRES=1) but failed: {error}"
+            ) from error
         return None
     finally:
         admin.dispose()
@@ -42,8 +44,10 @@ def postgres_url_for(name: str) -> str | None:
 def empty_tables(database: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with database.engine.begin() as conn:
-        if database.engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        if database.engine.dialect.name == "postgresql":  # table names come from our own metadata
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
         else:
             for table in tables:
                 conn.execute(text(f'DELETE FROM "{table}"'))

@@ -34,13 +34,16 @@ def test_example_registry_imports(session: Session, fingerprinter: Fingerprinter
 
 def test_yaml_export_import_round_trip(session: Session, fingerprinter: Fingerprinter) -> None:
     secret = openai_project_key()
-    text = EXAMPLE.read_text() + f"""
+    text = (
+        EXAMPLE.read_text()
+        + f"""
   - name: with-secret
     provider: openai
     secret: {secret}
     team: search
     owners: [U07CAROL03]
 """
+    )
     apply_import(session, parse_yaml(text), fingerprinter)
     first = export_records(session)
     exported = to_yaml(first)
@@ -158,7 +161,11 @@ def test_structurally_broken_csv(text: str, expected: str) -> None:
 def test_unknown_file_type_and_binary_file(tmp_path: Path) -> None:
     (tmp_path / "reg.json").write_text("{}")
     (tmp_path / "reg.yaml").write_bytes(b"\xff\xfe\x00binary")
-    for name, expected in (("reg.json", ".yaml, .yml or .csv"), ("reg.yaml", "not UTF-8"), ("nope.yaml", "no such")):
+    for name, expected in (
+        ("reg.json", ".yaml, .yml or .csv"),
+        ("reg.yaml", "not UTF-8"),
+        ("nope.yaml", "no such"),
+    ):
         with pytest.raises(RegistryFileError) as caught:
             parse_file(tmp_path / name)
         assert expected in str(caught.value.errors[0])
@@ -171,7 +178,9 @@ def test_key_referring_to_undefined_team_is_refused(session: Session, fingerprin
 
 
 def test_status_and_tags_survive(session: Session, fingerprinter: Fingerprinter) -> None:
-    apply_import(session, parse_yaml("keys:\n  - name: k\n    status: compromised\n    tags: [a, b]\n"), fingerprinter)
+    apply_import(
+        session, parse_yaml("keys:\n  - name: k\n    status: compromised\n    tags: [a, b]\n"), fingerprinter
+    )
     key = session.scalars(select(Key)).one()
     assert key.status is KeyStatus.COMPROMISED and key.tags == ["a", "b"]
 

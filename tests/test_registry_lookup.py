@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from bot.registry.fingerprint import FingerprintKeyMismatch, Fingerprinter
-from bot.registry.importer import parse_file, parse_yaml
+from bot.registry.fingerprint import Fingerprinter, FingerprintKeyMismatch
+from bot.registry.importer import parse_yaml
 from bot.registry.service import KeyFilter, MatchedBy, list_keys, lookup
 from bot.registry.store import apply_import
 from tests.fakes import openai_project_key, openai_service_account_key
@@ -104,7 +104,9 @@ def test_list_filters(loaded: tuple[Session, Fingerprinter, str]) -> None:
         "platform-ci-deploy-token",
         "platform-stripe-live",
     }
-    assert {k.name for k in list_keys(session, KeyFilter(environment="development"))} == {"search-reranker-dev"}
+    assert {k.name for k in list_keys(session, KeyFilter(environment="development"))} == {
+        "search-reranker-dev"
+    }
     overdue = [k.name for k in list_keys(session, KeyFilter(due_within_days=0))]
     assert "payments-openai-staging" in overdue and "search-reranker-dev" not in overdue
 

@@ -34,7 +34,9 @@ def import_command(
             err.print(f"{rejected.source}: {problem}", markup=False)
         raise CliError(str(rejected)) from None
     if dry_run:
-        out.print(f"{file}: {len(parsed.keys)} key(s) and {len(parsed.teams)} team(s) are valid; nothing imported")
+        out.print(
+            f"{file}: {len(parsed.keys)} key(s) and {len(parsed.teams)} team(s) are valid; nothing imported"
+        )
         return
     rt = runtime()
     with rt.database.session() as session:
@@ -69,7 +71,9 @@ def list_command(
     team: str | None = typer.Option(None, help="only this team's keys"),
     owner: str | None = typer.Option(None, help="only keys owned (or backed up) by this Slack user id"),
     env: str | None = typer.Option(None, help="only this environment"),
-    due: int | None = typer.Option(None, help="only keys whose rotation is due within DAYS (overdue included)"),
+    due: int | None = typer.Option(
+        None, help="only keys whose rotation is due within DAYS (overdue included)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     limit: int = typer.Option(1000, min=1, max=100_000),
 ) -> None:
@@ -99,7 +103,8 @@ def list_command(
 def _read_query(key: str | None) -> str:
     if key is None or key == "-":
         if sys.stdin.isatty():
-            return typer.prompt("key (name, id, redacted value or the secret; input hidden)", hide_input=True)
+            prompt = "key (name, id, redacted value or the secret; input hidden)"
+            return str(typer.prompt(prompt, hide_input=True))
         return sys.stdin.readline()
     return key
 
@@ -114,7 +119,9 @@ def describe_miss(result: Lookup) -> str:
 
 @app.command("show")
 def show_command(
-    key: str | None = typer.Argument(None, help="name, #id, provider key id, sk-...Xy9Q, or '-' to read a secret from stdin"),
+    key: str | None = typer.Argument(
+        None, help="name, #id, provider key id, sk-...Xy9Q, or '-' to read a secret from stdin"
+    ),
 ) -> None:
     """Show one key's owners, location, consumers and rotation state."""
     rt = runtime()
@@ -125,7 +132,10 @@ def show_command(
         if result.ambiguous:
             out.print(f"{len(result.matches)} keys match that {result.matched_by.value}:")
             for candidate in result.matches:
-                out.print(f"  #{candidate.id} {candidate.name} ({candidate.environment}, {candidate.redacted or '-'})")
+                out.print(
+                    f"  #{candidate.id} {candidate.name} "
+                    f"({candidate.environment}, {candidate.redacted or '-'})"
+                )
             raise CliError("ambiguous: repeat with the #id or the name")
         _print_card(result.matches[0], result)
 

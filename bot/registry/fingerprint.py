@@ -35,7 +35,7 @@ class Fingerprinter:
         return "Fingerprinter(<key hidden>)"
 
     def fingerprint(self, secret: str) -> str:
-        return hmac.new(self._key, secret.strip().encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, secret.strip().encode(), "sha256").hex()
 
     @property
     def check_value(self) -> str:
@@ -50,7 +50,8 @@ class Fingerprinter:
         elif not hmac.compare_digest(stored.value, self.check_value):
             raise FingerprintKeyMismatch(
                 "KEYBOT_FINGERPRINT_KEY differs from the key this registry's fingerprints were made with; "
-                "restore the original key (or re-import the registry with the secrets) before looking up secrets"
+                "restore the original key (or re-import the registry with the secrets)"
+                " before looking up secrets"
             )
 
 

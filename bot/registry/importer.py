@@ -16,14 +16,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bot.registry.schemas import ConsumerRecord, KeyRecord, TeamRecord
+from bot.registry.schemas import KeyRecord, TeamRecord
 from bot.secrets import contains_secret
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 LINES = "__lines__"
 LINE = "__line__"
 # Fields where a pasted secret would otherwise end up stored in plain text.
-PLAIN_FIELDS = ("name", "provider_key_id", "project", "vault_path", "team", "description", "redacted")
+PLAIN_FIELDS = ("name", "provider_key_id", "project", "vault_path", "team", "description", "redacted", "tags")
 CSV_LIST_SEPARATOR = ";"
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -88,19 +88,27 @@ def _validate(model: type[BaseModel], raw: Any, line: int, lines: dict[str, int]
     if not isinstance(raw, dict):
         raise _Invalid([RecordError(line, what, "expected a mapping of field: value")])
     try:
-        record = model.model_validate(_strip_marks(raw))
+        record = model.model_validate(_strip_marks(raw) if LINE in raw else raw)
     except ValidationError as error:
         raise _Invalid(_pydantic_errors(error, line, lines)) from None
-    problems = [
-        RecordError(lines.get(name, line), name, "contains control characters")
-        for name, value in record
-        if isinstance(value, str) and CONTROL_CHARS.search(value)
-    ]
-    problems += [
-        RecordError(lines.get(name, line), name, "looks like a secret; put secrets only in `secret:`")
-        for name in PLAIN_FIELDS
-        if isinstance(getattr(record, name, None), str) and contains_secret(getattr(record, name))
-    ]
+    fields = record.__dict__
+    texts = {name: value for name, value in fields.items() if isinstance(value, str)}
+    if fields.get("tags"):
+        texts["tags"] = " ".join(fields["tags"])
+    joined = "\n".join(texts.values())
+    problems = []
+    if CONTROL_CHARS.search(joined):
+        problems += [
+            RecordError(lines.get(name, line), name, "contains control characters")
+            for name, value in texts.items()
+            if CONTROL_CHARS.search(value)
+        ]
+    if contains_secret(joined):
+        problems += [
+            RecordError(lines.get(name, line), name, "looks like a secret; put secrets only in `secret:`")
+            for name in PLAIN_FIELDS
+            if name in texts and contains_secret(texts[name])
+        ]
     if problems:
         raise _Invalid(problems)
     return record
@@ -134,7 +142,9 @@ def parse_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise RegistryFileError(source, [RecordError(1, "file", "expected a mapping with `teams:` and `keys:`")])
+        raise RegistryFileError(
+            source, [RecordError(1, "file", "expected a mapping with `teams:` and `keys:`")]
+        )
     errors: list[RecordError] = []
     top_lines: dict[str, int] = document.get(LINES, {})
     errors.extend(
@@ -152,7 +162,7 @@ def parse_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
             line = raw.get(LINE, top_lines.get(section, 0)) if isinstance(raw, dict) else 0
             lines = raw.get(LINES, {}) if isinstance(raw, dict) else {}
             try:
-                target.append(_validate(model, raw, line, lines, f"{section}[{index}]"))  # type: ignore[arg-type]
+                target.append(_validate(model, raw, line, lines, f"{section}[{index}]"))
                 if section == "keys":
                     parsed.key_lines.append(line)
             except _Invalid as invalid:
@@ -179,7 +189,9 @@ def _csv_consumers(cell: str) -> list[dict[str, str]]:
 def parse_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames or "name" not in reader.fieldnames:
-        raise RegistryFileError(source, [RecordError(1, "header", "expected a header row with at least `name`")])
+        raise RegistryFileError(
+            source, [RecordError(1, "header", "expected a header row with at least `name`")]
+        )
     known = set(KeyRecord.model_fields) | set(CSV_TEAM_FIELDS) | {"consumers"}
     errors = [
         RecordError(1, str(column), "unknown column") for column in reader.fieldnames if column not in known
@@ -203,7 +215,9 @@ def parse_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
             try:
                 record = _validate(KeyRecord, raw, line, {}, "row")
                 if record.team and record.team not in teams:
-                    teams[record.team] = _validate(TeamRecord, {"name": record.team, **team_fields}, line, {}, "team")
+                    teams[record.team] = _validate(
+                        TeamRecord, {"name": record.team, **team_fields}, line, {}, "team"
+                    )
                 parsed.keys.append(record)
                 parsed.key_lines.append(line)
             except _Invalid as invalid:
@@ -225,7 +239,9 @@ def parse_file(path: Path) -> ParsedRegistry:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise RegistryFileError(str(path), [RecordError(0, "file", f"not UTF-8 text ({error.reason})")]) from None
+        raise RegistryFileError(
+            str(path), [RecordError(0, "file", f"not UTF-8 text ({error.reason})")]
+        ) from None
     if path.suffix.lower() == ".csv":
         return parse_csv(text, str(path))
     if path.suffix.lower() in (".yaml", ".yml"):

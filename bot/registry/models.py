@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db.base import Base, utcnow
@@ -41,6 +41,7 @@ class Key(Base):
         Index("ix_keys_last4_family", "secret_last4", "secret_family"),
         Index("ix_keys_provider_key_id", "provider_key_id"),
         Index("ix_keys_team_env", "team_id", "environment"),
+        Index("ix_keys_name_lower", func.lower(text("name"))),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

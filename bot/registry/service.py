@@ -75,7 +75,9 @@ def lookup(session: Session, query: str, fingerprinter: Fingerprinter) -> Lookup
             return Lookup([key], MatchedBy.FINGERPRINT, query_was_secret=True)
         if found:
             same_tail = _by_redacted(session, found[0].family, found[0].last4)
-            return Lookup(same_tail, MatchedBy.REDACTED if same_tail else MatchedBy.NOTHING, query_was_secret=True)
+            return Lookup(
+                same_tail, MatchedBy.REDACTED if same_tail else MatchedBy.NOTHING, query_was_secret=True
+            )
     redacted = parse_redacted(text)
     if redacted is not None:
         candidates = _by_redacted(session, *redacted)
@@ -88,10 +90,16 @@ def lookup(session: Session, query: str, fingerprinter: Fingerprinter) -> Lookup
         key = session.get(Key, int(id_match.group(1)))
         if key is not None:
             return Lookup([key], MatchedBy.KEYBOT_ID)
-    by_provider = session.scalars(select(Key).where(Key.provider_key_id == text).order_by(Key.id)).unique().all()
+    by_provider = (
+        session.scalars(select(Key).where(Key.provider_key_id == text).order_by(Key.id)).unique().all()
+    )
     if by_provider:
         return Lookup(list(by_provider), MatchedBy.PROVIDER_ID)
-    by_name = session.scalars(select(Key).where(func.lower(Key.name) == text.lower()).order_by(Key.id)).unique().all()
+    by_name = (
+        session.scalars(select(Key).where(func.lower(Key.name) == text.lower()).order_by(Key.id))
+        .unique()
+        .all()
+    )
     if by_name:
         return Lookup(list(by_name), MatchedBy.NAME)
     if SECRET_LIKE.match(text) and not _looks_like_name(text):
@@ -101,14 +109,18 @@ def lookup(session: Session, query: str, fingerprinter: Fingerprinter) -> Lookup
 
 def _looks_like_name(text: str) -> bool:
     """Key names (`payments-openai-prod`) are long but worded; an unknown random token gets no suggestions."""
-    return bool(re.fullmatch(r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*", text)) and not re.search(r"[A-Za-z0-9]{20,}", text)
+    return bool(re.fullmatch(r"[A-Za-z0-9]+([_.-][A-Za-z0-9]+)*", text)) and not re.search(
+        r"[A-Za-z0-9]{20,}", text
+    )
 
 
 def suggest(session: Session, text: str, limit: int = 5) -> list[str]:
     """Close key names: a bounded pool of plausible names, then difflib ranks them."""
     lowered = text.lower()
     tokens = [t for t in re.split(r"[^a-z0-9]+", lowered) if len(t) >= 3][:4]
-    conditions = [func.lower(Key.name).like(f"%{t}%") for t in tokens] or [func.lower(Key.name).like(f"{lowered[:2]}%")]
+    conditions = [func.lower(Key.name).like(f"%{t}%") for t in tokens] or [
+        func.lower(Key.name).like(f"{lowered[:2]}%")
+    ]
     pool = session.scalars(select(Key.name).where(or_(*conditions)).limit(SUGGESTION_POOL)).all()
     return difflib.get_close_matches(lowered, list(pool), n=limit, cutoff=0.5) or list(pool[:limit])
 
@@ -129,11 +141,13 @@ def rotation_due_at(key: Key) -> datetime | None:
 
 
 def list_keys(session: Session, filters: KeyFilter, limit: int = 1000) -> list[Key]:
-    statement: Select[tuple[Key]] = select(Key).order_by(Key.name)
+    statement: Select[Key] = select(Key).order_by(Key.name)
     if filters.team:
         statement = statement.join(Team, Key.team_id == Team.id).where(Team.name == filters.team)
     if filters.owner:
-        statement = statement.where(Key.id.in_(select(KeyOwner.key_id).where(KeyOwner.slack_user_id == filters.owner)))
+        statement = statement.where(
+            Key.id.in_(select(KeyOwner.key_id).where(KeyOwner.slack_user_id == filters.owner))
+        )
     if filters.environment:
         statement = statement.where(Key.environment == filters.environment)
     if filters.status:

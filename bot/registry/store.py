@@ -1,15 +1,19 @@
-"""Writes validated registry records in one transaction, in bulk, so 100,000 keys import in seconds."""
+"""Writes validated registry records in one transaction, in bulk, so 100,000 keys import in seconds.
+
+Inserts go through Core rather than the ORM unit of work: the ORM's per-object bookkeeping costs several
+times the database's own time at this size.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from bot.db.base import utcnow
+from bot.db.base import Base, utcnow
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import ParsedRegistry
 from bot.registry.models import Consumer, Key, KeyOwner, OwnerRole, Team
@@ -17,6 +21,10 @@ from bot.registry.schemas import KeyRecord
 from bot.secrets import parse_redacted, redacted_form
 
 BATCH = 5000
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class ImportSummary:
 def _secret_columns(record: KeyRecord, fingerprinter: Fingerprinter) -> dict[str, Any]:
     """Fingerprint and redacted form; the secret itself goes no further than this function."""
     columns: dict[str, Any] = {}
+    redacted: str | None
     if record.secret is not None:
         secret = record.secret.get_secret_value()
         columns["fingerprint"] = fingerprinter.fingerprint(secret)
@@ -103,6 +112,7 @@ def apply_import(session: Session, parsed: ParsedRegistry, fingerprinter: Finger
             changed_rows.append({"id": existing_ids[record.name], **columns})
         else:
             new_rows.append({**columns, "created_at": now})
+    connection = session.connection()
     for chunk in _chunks(changed_rows):
         session.execute(update(Key), chunk)
     changed_ids = [row["id"] for row in changed_rows]
@@ -110,7 +120,7 @@ def apply_import(session: Session, parsed: ParsedRegistry, fingerprinter: Finger
         session.execute(delete(KeyOwner).where(KeyOwner.key_id.in_(changed_ids[i : i + BATCH])))
         session.execute(delete(Consumer).where(Consumer.key_id.in_(changed_ids[i : i + BATCH])))
     for chunk in _chunks(new_rows):
-        session.execute(insert(Key), chunk)
+        connection.execute(insert(_table(Key)), chunk)
     ids = existing_ids | {name: id_ for name, id_ in session.execute(select(Key.name, Key.id))}
     _insert_people(session, parsed.keys, ids)
     return ImportSummary(teams_created, len(new_rows), len(changed_rows))
@@ -121,25 +131,34 @@ def _insert_people(session: Session, records: list[KeyRecord], ids: dict[str, in
     consumers: list[dict[str, Any]] = []
     for record in records:
         key_id = ids[record.name]
-        owners.extend({"key_id": key_id, "slack_user_id": u, "role": OwnerRole.OWNER} for u in dict.fromkeys(record.owners))
         owners.extend(
-            {"key_id": key_id, "slack_user_id": u, "role": OwnerRole.BACKUP} for u in dict.fromkeys(record.backups)
+            {"key_id": key_id, "slack_user_id": u, "role": OwnerRole.OWNER}
+            for u in dict.fromkeys(record.owners)
+        )
+        owners.extend(
+            {"key_id": key_id, "slack_user_id": u, "role": OwnerRole.BACKUP}
+            for u in dict.fromkeys(record.backups)
         )
         seen: set[str] = set()
         for consumer in record.consumers:
             if consumer.name not in seen:
                 seen.add(consumer.name)
                 consumers.append({"key_id": key_id, **consumer.model_dump()})
+    connection = session.connection()
     for chunk in _chunks(owners):
-        session.execute(insert(KeyOwner), chunk)
+        connection.execute(insert(_table(KeyOwner)), chunk)
     for chunk in _chunks(consumers):
-        session.execute(insert(Consumer), chunk)
+        connection.execute(insert(_table(Consumer)), chunk)
 
 
 def export_records(session: Session) -> dict[str, Any]:
     """The registry as a document `apply_import` accepts back: fingerprints, never secrets."""
     teams = [
-        {k: v for k, v in {"name": t.name, "channel": t.slack_channel, "manager": t.manager_slack_id}.items() if v}
+        {
+            k: v
+            for k, v in {"name": t.name, "channel": t.slack_channel, "manager": t.manager_slack_id}.items()
+            if v
+        }
         for t in session.scalars(select(Team).order_by(Team.name))
     ]
     keys = [key_record(k) for k in session.scalars(select(Key).order_by(Key.name))]
@@ -160,7 +179,11 @@ def key_record(key: Key) -> dict[str, Any]:
         "owners": key.owner_ids(OwnerRole.OWNER),
         "backups": key.owner_ids(OwnerRole.BACKUP),
         "consumers": [
-            {k: v for k, v in {"name": c.name, "contact": c.contact, "redeploy_hook": c.redeploy_hook}.items() if v}
+            {
+                k: v
+                for k, v in {"name": c.name, "contact": c.contact, "redeploy_hook": c.redeploy_hook}.items()
+                if v
+            }
             for c in key.consumers
         ],
         "rotation_days": key.rotation_days,

@@ -21,10 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+from jsonschema import _keywords as js_keywords  # type: ignore[import-untyped, unused-ignore]
+from jsonschema.validators import extend  # type: ignore[import-untyped, unused-ignore]
 from openapi_core import OpenAPI
+from openapi_core.casting.schemas import oas31_types_caster
+from openapi_core.casting.schemas.factories import SchemaCastersFactory
 from openapi_core.configurations import Config
 from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.unmarshalling.request.unmarshallers import V31RequestUnmarshaller
+from openapi_core.unmarshalling.response.unmarshallers import V31ResponseUnmarshaller
+from openapi_core.unmarshalling.schemas import oas31_format_unmarshallers, oas31_types_unmarshaller
+from openapi_core.unmarshalling.schemas.factories import SchemaUnmarshallersFactory
+from openapi_core.validation.schemas.factories import DialectSchemaValidatorsFactory
+from openapi_schema_validator import OAS31_BASE_DIALECT_ID, OAS30ReadValidator, OAS31Validator
+from openapi_schema_validator import _keywords as oas_keywords
 from werkzeug.datastructures import ImmutableMultiDict
 
 SPEC_ENV = "KEYBOT_OPENAI_SPEC"
@@ -41,12 +52,80 @@ def spec_path() -> Path:
     return repo.parent / "shared" / "specs" / "openai-openapi.yaml"
 
 
+def _hinted(name: str) -> Any:
+    """``oneOf``/``anyOf``/``allOf`` that treat a mapping-less ``discriminator`` as a hint.
+
+    OpenAI's spec puts ``discriminator: {propertyName: role}`` (no ``mapping``) on unions whose values
+    (``user``, ``organization.usage.completions.result``) are not schema names, so the implicit
+    ``#/components/schemas/<value>`` lookup of openapi-schema-validator cannot resolve. Without a
+    mapping we validate with plain JSON Schema semantics (exactly one / at least one / all), which
+    is what the spec means; with a mapping, the library's discriminator handling applies.
+
+    A few schemas still carry OAS 3.0's ``nullable: true`` (e.g. ``StopConfiguration``, whose
+    ``default: null`` would otherwise be invalid); null is accepted where that is written.
+    """
+    plain = getattr(js_keywords, name)
+    discriminated = getattr(oas_keywords, name)
+
+    def keyword(validator: Any, subschemas: Any, instance: Any, schema: Any) -> Any:
+        if instance is None and schema.get("nullable") is True:
+            return iter(())
+        disc = schema.get("discriminator")
+        if disc is not None and disc.get("mapping"):
+            return discriminated(validator, subschemas, instance, schema)
+        return plain(validator, subschemas, instance, schema)
+
+    return keyword
+
+
+def _nullable_type(validator: Any, types: Any, instance: Any, schema: Any) -> Any:
+    if instance is None and schema.get("nullable") is True:
+        return iter(())
+    return OAS31Validator.VALIDATORS["type"](validator, types, instance, schema)
+
+
+HintedOAS31Validator = extend(
+    OAS31Validator, {**{k: _hinted(k) for k in ("oneOf", "anyOf", "allOf")}, "type": _nullable_type}
+)
+
+
+class _HintedValidatorsFactory(DialectSchemaValidatorsFactory):
+    def get_validator_cls(self, spec: Any, schema: Any) -> Any:
+        return HintedOAS31Validator
+
+
+_validators = _HintedValidatorsFactory(
+    HintedOAS31Validator, OAS31_BASE_DIALECT_ID, format_checker=OAS30ReadValidator.FORMAT_CHECKER
+)
+_casters = SchemaCastersFactory(_validators, oas31_types_caster)
+_unmarshallers = SchemaUnmarshallersFactory(
+    _validators, oas31_types_unmarshaller, format_unmarshallers=oas31_format_unmarshallers
+)
+
+
+class _RequestUnmarshaller(V31RequestUnmarshaller):
+    schema_validators_factory = _validators
+    schema_casters_factory = _casters
+    schema_unmarshallers_factory = _unmarshallers
+
+
+class _ResponseUnmarshaller(V31ResponseUnmarshaller):
+    schema_validators_factory = _validators
+    schema_casters_factory = _casters
+    schema_unmarshallers_factory = _unmarshallers
+
+
 @functools.cache
 def load_openapi() -> OpenAPI:
     path = spec_path()
     if not path.is_file():
         raise FileNotFoundError(f"OpenAI OpenAPI spec not found at {path} (set {SPEC_ENV})")
-    return OpenAPI.from_file_path(str(path), config=Config(spec_validator_cls=None))
+    config = Config(
+        spec_validator_cls=None,
+        request_unmarshaller_cls=_RequestUnmarshaller,
+        response_unmarshaller_cls=_ResponseUnmarshaller,
+    )
+    return OpenAPI.from_file_path(str(path), config=config)
 
 
 @dataclass(frozen=True)
@@ -70,8 +149,9 @@ def describe(err: BaseException) -> str:
     while cause is not None:
         schema_errors = getattr(cause, "schema_errors", None)
         if schema_errors:
-            parts.extend(f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-                         for e in schema_errors)
+            parts.extend(
+                f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in schema_errors
+            )
         else:
             parts.append(repr(cause))
         cause = cause.__cause__
@@ -100,7 +180,7 @@ class SpecValidator:
 
     @functools.cache  # noqa: B019
     def declared_statuses(self, pattern: str, method: str) -> frozenset[str]:
-        return frozenset(str(k) for k in (self._operation(pattern, method) / "responses").keys())
+        return frozenset(str(k) for k in (self._operation(pattern, method) / "responses").str_keys())
 
     def normalize_query(
         self, pattern: str, method: str, pairs: list[tuple[str, str]]
@@ -122,15 +202,29 @@ class SpecValidator:
         out.extend((name, "&".join(kv)) for name, kv in objects.items())
         return out, unknown
 
-    def _mock_request(self, method: str, path: str, query: list[tuple[str, str]],
-                      headers: dict[str, str], body: bytes) -> MockRequest:
-        req = MockRequest(SPEC_HOST, method.lower(), SPEC_PREFIX + path, headers=headers, data=body,
-                          content_type=headers.get("content-type", "application/json"))
+    def _mock_request(
+        self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes
+    ) -> MockRequest:
+        req = MockRequest(
+            SPEC_HOST,
+            method.lower(),
+            SPEC_PREFIX + path,
+            headers=headers,
+            data=body,
+            content_type=headers.get("content-type", "application/json"),
+        )
         req.parameters.query = ImmutableMultiDict(query)
         return req
 
-    def validate_request(self, pattern: str, method: str, path: str, query: list[tuple[str, str]],
-                         headers: dict[str, str], body: bytes) -> list[str]:
+    def validate_request(
+        self,
+        pattern: str,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> list[str]:
         normalized, unknown = self.normalize_query(pattern, method, query)
         errors = [f"query parameter {name!r} is not declared by the spec" for name in unknown]
         req = self._mock_request(method, path, normalized, headers, body)
@@ -142,16 +236,25 @@ class SpecValidator:
     def is_security_error(self, errors: list[str]) -> bool:
         return any(e.startswith("SecurityValidationError") for e in errors)
 
-    def validate_response(self, pattern: str, method: str, path: str, status: int,
-                          headers: dict[str, str], body: bytes) -> list[str]:
+    def validate_response(
+        self, pattern: str, method: str, path: str, status: int, headers: dict[str, str], body: bytes
+    ) -> list[str]:
         statuses = self.declared_statuses(pattern, method)
-        if str(status) not in statuses and "default" not in statuses and f"{str(status)[0]}XX" not in statuses:
+        if (
+            str(status) not in statuses
+            and "default" not in statuses
+            and f"{str(status)[0]}XX" not in statuses
+        ):
             if status >= 400:  # undeclared error status: still OpenAI's documented error shape
                 return validate_error_body(self.api, body)
             return [f"status {status} is not declared for {method.upper()} {pattern}"]
         req = self._mock_request(method, path, [], {"authorization": "Bearer x"}, b"")
-        resp = MockResponse(body, status_code=status, headers=headers,
-                            content_type=headers.get("Content-Type", "application/json"))
+        resp = MockResponse(
+            body,
+            status_code=status,
+            headers=headers,
+            content_type=headers.get("Content-Type", "application/json"),
+        )
         with self._lock:
             result = self.api.unmarshal_response(req, resp)
         return [describe(e) for e in result.errors]
@@ -160,8 +263,9 @@ class SpecValidator:
 @functools.cache
 def _error_validator(api: OpenAPI) -> Draft202012Validator:
     error_schema = (api.spec / "components" / "schemas" / "Error").read_value()
-    return Draft202012Validator({"type": "object", "properties": {"error": error_schema},
-                                 "required": ["error"]})
+    return Draft202012Validator(
+        {"type": "object", "properties": {"error": error_schema}, "required": ["error"]}
+    )
 
 
 def validate_error_body(api: OpenAPI, body: bytes) -> list[str]:
@@ -169,5 +273,7 @@ def validate_error_body(api: OpenAPI, body: bytes) -> list[str]:
         payload = json.loads(body)
     except ValueError as exc:
         return [f"error body is not JSON: {exc}"]
-    return [f"ErrorResponse: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in _error_validator(api).iter_errors(payload)]
+    return [
+        f"ErrorResponse: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+        for e in _error_validator(api).iter_errors(payload)
+    ]

@@ -1,4 +1,4 @@
-"""Usage and cost buckets for the OpenAI stand-in (``/organization/usage/completions``, ``/organization/costs``)."""
+"""Usage and cost buckets of the OpenAI stand-in (``/organization/usage/completions`` and ``/costs``)."""
 
 from __future__ import annotations
 
@@ -105,10 +105,15 @@ def _page(q: UsageQuery, records: Iterable[UsageRecord], fold: Any) -> dict[str,
     data = []
     for start in starts:
         in_bucket = [r for r in chosen if start <= r.minute_ts < start + width]
-        data.append({"object": "bucket", "start_time": start, "end_time": start + width,
-                     "results": fold(in_bucket)})
-    return {"object": "page", "data": data, "has_more": next_start is not None,
-            "next_page": f"page_{next_start}" if next_start is not None else None}
+        data.append(
+            {"object": "bucket", "start_time": start, "end_time": start + width, "results": fold(in_bucket)}
+        )
+    return {
+        "object": "page",
+        "data": data,
+        "has_more": next_start is not None,
+        "next_page": f"page_{next_start}" if next_start is not None else None,
+    }
 
 
 def _group_key(rec: UsageRecord, fields: tuple[str, ...]) -> tuple[Any, ...]:
@@ -129,17 +134,19 @@ def completions_page(q: UsageQuery, records: Iterable[UsageRecord]) -> dict[str,
                 grouped["service_tier"] = "default"
             inp = sum(r.input_tokens for r in recs)
             cached = sum(r.input_cached_tokens for r in recs)
-            results.append({
-                "object": "organization.usage.completions.result",
-                "input_tokens": inp,
-                "input_cached_tokens": cached,
-                "input_uncached_tokens": inp - cached,
-                "output_tokens": sum(r.output_tokens for r in recs),
-                "input_audio_tokens": 0,
-                "output_audio_tokens": 0,
-                "num_model_requests": sum(r.num_model_requests for r in recs),
-                **{d: grouped.get(d) for d in dims},
-            })
+            results.append(
+                {
+                    "object": "organization.usage.completions.result",
+                    "input_tokens": inp,
+                    "input_cached_tokens": cached,
+                    "input_uncached_tokens": inp - cached,
+                    "output_tokens": sum(r.output_tokens for r in recs),
+                    "input_audio_tokens": 0,
+                    "output_audio_tokens": 0,
+                    "num_model_requests": sum(r.num_model_requests for r in recs),
+                    **{d: grouped.get(d) for d in dims},
+                }
+            )
         return results
 
     return _page(q, records, fold)
@@ -160,8 +167,11 @@ def costs_page(q: UsageQuery, records: Iterable[UsageRecord]) -> dict[str, Any]:
             cost_in, cost_out = record_cost(rec)
             key = _group_key(rec, fields)
             if by_line_item:
-                for kind, cost, qty in (("input", cost_in, rec.input_tokens), ("output", cost_out,
-                                                                              rec.output_tokens)):
+                parts: tuple[tuple[str, float, float], ...] = (
+                    ("input", cost_in, float(rec.input_tokens)),
+                    ("output", cost_out, float(rec.output_tokens)),
+                )
+                for kind, cost, qty in parts:
                     acc = sums.setdefault((*key, f"{rec.model}, {kind}"), [0.0, 0.0])
                     acc[0] += cost
                     acc[1] += qty
@@ -171,15 +181,17 @@ def costs_page(q: UsageQuery, records: Iterable[UsageRecord]) -> dict[str, Any]:
         results = []
         for key, (value, qty) in sums.items():
             grouped = dict(zip(fields, key, strict=False))
-            results.append({
-                "object": "organization.costs.result",
-                "amount": {"value": round(value, 10), "currency": "usd"},
-                "line_item": key[-1] if by_line_item else None,
-                "project_id": grouped.get("project_id"),
-                "api_key_id": grouped.get("api_key_id"),
-                "quantity": qty if by_line_item else None,
-                "quantity_unit": "tokens" if by_line_item else None,
-            })
+            results.append(
+                {
+                    "object": "organization.costs.result",
+                    "amount": {"value": round(value, 10), "currency": "usd"},
+                    "line_item": key[-1] if by_line_item else None,
+                    "project_id": grouped.get("project_id"),
+                    "api_key_id": grouped.get("api_key_id"),
+                    "quantity": qty if by_line_item else None,
+                    "quantity_unit": "tokens" if by_line_item else None,
+                }
+            )
         return results
 
     return _page(q, records, fold)
