@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     openai_admin_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_ADMIN_KEY"))
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    openai_admin_base_url: str | None = Field(None, validation_alias=_env("OPENAI_ADMIN_BASE_URL"))
     fingerprint_key: SecretStr | None = Field(None, validation_alias=_env("KEYBOT_FINGERPRINT_KEY"))
     state_dir: Path = Field(Path(".keybot"), validation_alias=_env("KEYBOT_STATE_DIR"))
+    runbooks_dir: Path = Field(Path("runbooks"), validation_alias=_env("KEYBOT_RUNBOOKS_DIR"))
+    run_lease_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("KEYBOT_RUN_LEASE_SECONDS"))
+    backoff_scale: float = Field(1.0, ge=0, le=100, validation_alias=_env("KEYBOT_BACKOFF_SCALE"))
+    vault_mount: str = Field("secret", validation_alias=_env("VAULT_MOUNT"))
     log_format: str = Field("auto", validation_alias=_env("KEYBOT_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("KEYBOT_LOG_LEVEL"))
 
@@ -54,7 +59,7 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
-    @field_validator("slack_api_url", "openai_base_url", "vault_addr")
+    @field_validator("slack_api_url", "openai_base_url", "openai_admin_base_url", "vault_addr")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

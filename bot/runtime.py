@@ -1,14 +1,19 @@
-"""Builds the long-lived objects every entry point needs (settings, database, fingerprinter) once."""
+"""Builds the long-lived objects every entry point needs (settings, database, runbooks, providers) once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 
 from bot.config import Settings, get_settings
 from bot.db.migrate import ensure_schema
 from bot.db.session import Database
+from bot.providers.base import KeyProvider, SecretStore
 from bot.registry.fingerprint import Fingerprinter, load_or_create_key
+from bot.runbooks.context import Toolkit
+from bot.runbooks.definitions import RunbookDefinition, load_runbooks
+from bot.runbooks.engine import Engine, EngineConfig
 
 
 @dataclass
@@ -31,3 +36,44 @@ class Runtime:
             self.settings.fingerprint_key.get_secret_value() if self.settings.fingerprint_key else None
         )
         return Fingerprinter(load_or_create_key(configured, self.settings.state_dir))
+
+    @cached_property
+    def runbooks(self) -> dict[str, RunbookDefinition]:
+        return load_runbooks(self.settings.runbooks_dir)
+
+    @cached_property
+    def providers(self) -> dict[str, KeyProvider]:
+        providers: dict[str, KeyProvider] = {}
+        if self.settings.openai_admin_key is not None:
+            from bot.providers.openai_admin import OpenAIAdminProvider
+
+            providers["openai"] = OpenAIAdminProvider(
+                self.settings.openai_admin_key, self.settings.openai_admin_base_url
+            )
+        return providers
+
+    @cached_property
+    def secret_store(self) -> SecretStore | None:
+        s = self.settings
+        if s.vault_addr is None:
+            return None
+        from bot.providers.vault import VaultStore
+
+        return VaultStore.from_settings(
+            s.vault_addr,
+            token=s.vault_token.get_secret_value() if s.vault_token else None,
+            role_id=s.vault_role_id,
+            secret_id=s.vault_secret_id.get_secret_value() if s.vault_secret_id else None,
+            mount=s.vault_mount,
+        )
+
+    @cached_property
+    def toolkit(self) -> Toolkit:
+        return Toolkit(self.providers, self.secret_store, self.fingerprinter)
+
+    def engine(self) -> Engine:
+        config = EngineConfig(
+            lease_ttl=timedelta(seconds=self.settings.run_lease_seconds),
+            backoff_scale=self.settings.backoff_scale,
+        )
+        return Engine(self.database, self.runbooks, self.toolkit, config)

@@ -12,6 +12,7 @@ from bot.config import get_settings
 from bot.db.session import Database
 from bot.registry.fingerprint import Fingerprinter
 from tests.dbs import empty_tables, migrated_database
+from tests.standins.fixtures import *  # noqa: F403
 
 TEST_FINGERPRINT_KEY = "test-fingerprint-key-0123456789abcdef0123456789abcdef"
 
@@ -42,13 +43,30 @@ def fingerprinter() -> Fingerprinter:
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test reads the developer's .env or environment, or writes state into the checkout."""
-    for name in ("DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
-                 "SLACK_API_URL",
-                 "VAULT_ADDR", "VAULT_TOKEN", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-                 "KEYBOT_FINGERPRINT_KEY"):  # fmt: skip
+    for name in (
+        "DATABASE_URL",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "VAULT_ADDR",
+        "VAULT_TOKEN",
+        "OPENAI_ADMIN_KEY",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "KEYBOT_FINGERPRINT_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KEYBOT_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def world(database: Database, openai_standin, openbao, fingerprinter: Fingerprinter, openbao_kv_prefix: str):  # type: ignore[no-untyped-def]
+    """Registry + OpenAI stand-in + real OpenBao + engine factory, on this test's database."""
+    from tests.world import World
+
+    return World(database, openai_standin, openbao, fingerprinter, openbao_kv_prefix)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any, TypeVar
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import hvac
 import openai
@@ -22,13 +20,13 @@ from openai.types.admin.organization.usage_costs_response import (
     DataResultOrganizationCostsResult as CostsResult,
 )
 from slack_bolt import Ack, App, Respond
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from tests.standins.fixtures import *  # noqa: F403 - until conftest imports them
+from tests.standins.bolt_server import BoltHTTPServer
+
 from tests.standins.openai_api import OpenAIStandin
 from tests.standins.openbao import OpenBaoServer
 from tests.standins.slack_api import (
@@ -65,7 +63,7 @@ def test_list_and_retrieve_keys(
         user_key["id"],
         sa_key["id"],
     ]  # the SDK pages through with `after`
-    assert "value" not in json.dumps([c.json for c in openai_standin.calls])
+    assert user_key["value"] not in json.dumps([k.model_dump() for k in listed.values()])
     assert openai_standin.calls_to(r"/api_keys$")[0].query == {}
 
 
@@ -75,6 +73,7 @@ def test_delete_key_revokes_audits_and_stops_auth(
     leaked = openai_standin.add_key(project["id"], "leaked")
     as_leaked = openai.OpenAI(api_key=leaked["value"], base_url=openai_standin.base_url, max_retries=0)
     assert [m.id for m in as_leaked.models.list()]  # the leaked key works...
+    assert as_leaked.models.retrieve("gpt-4o-mini").id == "gpt-4o-mini"
     started = int(time.time()) - 1
 
     org = openai_admin_client.admin.organization
@@ -379,16 +378,8 @@ def bolt_url(slack_standin: SlackStandin) -> Iterator[str]:
     def mention(event: dict[str, Any], say: Any) -> None:
         say(f"hi <@{event['user']}>")
 
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server: WSGIServer = make_server("127.0.0.1", 0, SlackRequestHandler(app), handler_class=Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/slack/events"
-    server.shutdown()
-    server.server_close()
+    with BoltHTTPServer(app) as url:
+        yield url
 
 
 def test_signed_payloads_drive_a_real_bolt_app(bolt_url: str, slack_standin: SlackStandin) -> None:

@@ -7,13 +7,14 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from bot.cli import db, registry
+from bot.cli import audit, db, registry, runs
 from bot.cli.context import CliError, err, out, runtime
 from bot.config import ConfigError
 from bot.db.migrate import SchemaOutOfDate
 from bot.log import configure_logging
 from bot.registry.fingerprint import FingerprintKeyMismatch
 from bot.registry.store import UnknownTeam
+from bot.runbooks.definitions import RunbookError
 from bot.secrets import redact
 
 EXAMPLE_REGISTRY = "runbooks/examples/registry.yaml"
@@ -27,6 +28,10 @@ app = typer.Typer(
 )
 app.add_typer(registry.app, name="registry")
 app.add_typer(db.app, name="db")
+app.add_typer(runs.app, name="runs")
+app.add_typer(audit.audit_app, name="audit")
+app.add_typer(audit.runbook_app, name="runbook")
+app.command("revoke")(runs.revoke_command)
 
 
 @app.callback()
@@ -54,7 +59,7 @@ def run_command() -> None:
     registry.list_command(team=None, owner=None, env=None, due=None, as_json=False, limit=1000)
 
 
-KNOWN_FAILURES = (CliError, ConfigError, SchemaOutOfDate, FingerprintKeyMismatch, UnknownTeam)
+KNOWN_FAILURES = (CliError, ConfigError, SchemaOutOfDate, FingerprintKeyMismatch, UnknownTeam, RunbookError)
 
 
 def main() -> None:

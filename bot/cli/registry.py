@@ -83,10 +83,18 @@ def list_command(
     with rt.database.session() as session:
         keys = list_keys(session, KeyFilter(team, owner, env, due), limit=limit)
         rows = [
-            (str(k.id), k.name, k.environment, k.team.name if k.team else "-", ",".join(k.owner_ids()) or "-",
-             k.redacted or "-", k.status.value, rotation_state(k, now))
+            (
+                str(k.id),
+                k.name,
+                k.environment,
+                k.team.name if k.team else "-",
+                ",".join(k.owner_ids()) or "-",
+                k.redacted or "-",
+                k.status.value,
+                rotation_state(k, now),
+            )
             for k in keys
-        ]  # fmt: skip
+        ]
     if as_json:
         names = ("id", "name", "environment", "team", "owners", "redacted", "status", "rotation")
         sys.stdout.write(json.dumps([dict(zip(names, r, strict=True)) for r in rows], indent=2) + "\n")

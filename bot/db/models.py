@@ -1,6 +1,9 @@
 """Imports every domain's models so `Base.metadata` is complete for migrations and test schemas."""
 
 from bot.db.base import Base
+from bot.incidents import models as incident_models
+from bot.notifications import models as notification_models
 from bot.registry import models as registry_models
+from bot.runbooks import models as runbook_models
 
-__all__ = ["Base", "registry_models"]
+__all__ = ["Base", "incident_models", "notification_models", "registry_models", "runbook_models"]

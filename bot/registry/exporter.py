@@ -9,10 +9,26 @@ from typing import Any
 import yaml
 
 CSV_COLUMNS = (
-    "name", "provider", "provider_key_id", "project", "environment", "vault_path", "redacted", "fingerprint",
-    "team", "team_channel", "team_manager", "owners", "backups", "consumers", "rotation_days", "last_rotated",
-    "status", "tags", "description",
-)  # fmt: skip
+    "name",
+    "provider",
+    "provider_key_id",
+    "project",
+    "environment",
+    "vault_path",
+    "redacted",
+    "fingerprint",
+    "team",
+    "team_channel",
+    "team_manager",
+    "owners",
+    "backups",
+    "consumers",
+    "rotation_days",
+    "last_rotated",
+    "status",
+    "tags",
+    "description",
+)
 
 
 def to_yaml(document: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +43,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     app: Callable[[HttpRequest], Reply]
+    on_crash: Callable[[HttpRequest, str], None] | None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -63,6 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             reply = self.server.app(req)
         except Exception as exc:  # a bug in a stand-in must be loud, not a hung client
+            if self.server.on_crash is not None:
+                self.server.on_crash(req, traceback.format_exc())
             reply = Reply.json(
                 {
                     "error": {
@@ -91,8 +95,14 @@ class _Handler(BaseHTTPRequestHandler):
 class BackgroundServer:
     """Serves ``app`` on 127.0.0.1 (port 0 = a free port) from a daemon thread."""
 
-    def __init__(self, app: Callable[[HttpRequest], Reply], port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Callable[[HttpRequest], Reply],
+        port: int = 0,
+        on_crash: Callable[[HttpRequest, str], None] | None = None,
+    ) -> None:
         self._app = app
+        self._on_crash = on_crash
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -116,6 +126,7 @@ class BackgroundServer:
             return
         server = _Server(("127.0.0.1", self._port), _Handler)
         server.app = self._app
+        server.on_crash = self._on_crash
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="standin-http", daemon=True)
         self._thread.start()

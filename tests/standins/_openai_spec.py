@@ -132,7 +132,7 @@ def load_openapi() -> OpenAPI:
 class ValidationIssue:
     """One request or response that does not match the spec."""
 
-    kind: str  # "request" | "response" | "unhandled"
+    kind: str  # "request" | "response" | "unhandled" | "crash"
     method: str
     path: str
     status: int | None

@@ -105,10 +105,12 @@ def slack_standin_server() -> Iterator[SlackStandin]:
 
 @pytest.fixture
 def slack_standin(slack_standin_server: SlackStandin) -> Iterator[SlackStandin]:
-    """The session's Slack Web API stand-in, reset for this test."""
+    """The session's Slack Web API stand-in, reset for this test; fails it if the stand-in crashed."""
     slack_standin_server.reset()
     yield slack_standin_server
+    crashes = list(slack_standin_server.crashes)
     slack_standin_server.reset()
+    assert not crashes, "Slack stand-in crashed:\n" + "\n".join(crashes)
 
 
 @pytest.fixture

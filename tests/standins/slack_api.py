@@ -96,7 +96,7 @@ class SlackStandin(SlackHandlers):
         self.bot_user_id, self.bot_id = bot_user_id, bot_id
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._server = BackgroundServer(self._handle)
+        self._server = BackgroundServer(self._handle, on_crash=self._crashed)
         self.reset()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -139,6 +139,7 @@ class SlackStandin(SlackHandlers):
             self.users: dict[str, dict[str, Any]] = {}
             self.usergroups: dict[str, list[str]] = {}
             self.response_posts: dict[str, list[Any]] = {}
+            self.crashes: list[str] = []  # tracebacks of stand-in bugs (answered HTTP 500)
             self._seq = 0
 
     # ---- state API ---------------------------------------------------------------------------
@@ -254,6 +255,10 @@ class SlackStandin(SlackHandlers):
                     fault.remaining -= 1
                 return fault
         return None
+
+    def _crashed(self, req: HttpRequest, trace: str) -> None:
+        with self._lock:
+            self.crashes.append(f"{req.method} {req.path}\n{trace}")
 
     def _handle(self, req: HttpRequest) -> Reply:
         path = re.sub("/{2,}", "/", req.path)

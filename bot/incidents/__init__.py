@@ -1,0 +1,1 @@
+"""Incidents and their timeline: the append-only, hash-chained record every summary is rendered from."""

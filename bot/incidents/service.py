@@ -1,0 +1,185 @@
+"""Opening incidents, appending to the timeline, and proving nobody rewrote it.
+
+Each event's hash covers its content and the previous event's hash, per incident. Concurrent appends to
+one incident collide on (incident_id, seq) and are retried, so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db.base import utcnow
+from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
+from bot.secrets import redact_obj
+
+GENESIS = "0" * 64
+APPEND_ATTEMPTS = 5
+
+
+def open_incident(
+    session: Session,
+    *,
+    key_id: int | None,
+    title: str,
+    opened_by: str,
+    reason: str,
+    severity: str = "sev2",
+    drill: bool = False,
+) -> Incident:
+    incident = Incident(
+        key_id=key_id, title=title[:300], opened_by=opened_by, reason=reason, severity=severity, drill=drill
+    )
+    session.add(incident)
+    session.flush()
+    append_event(session, incident.id, "incident.opened", opened_by, {"title": title, "reason": reason})
+    return incident
+
+
+def _canonical(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def event_hash(
+    prev_hash: str,
+    incident_id: int,
+    seq: int,
+    at: datetime,
+    actor: str,
+    kind: str,
+    run_id: str | None,
+    step: str | None,
+    data: dict[str, Any],
+) -> str:
+    body = {
+        "incident": incident_id,
+        "seq": seq,
+        "at": at.isoformat(),
+        "actor": actor,
+        "kind": kind,
+        "run": run_id,
+        "step": step,
+        "data": data,
+    }
+    return hashlib.sha256(prev_hash.encode() + _canonical(body)).hexdigest()
+
+
+def append_event(
+    session: Session,
+    incident_id: int,
+    kind: str,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+    step: str | None = None,
+) -> TimelineEvent:
+    """Append one redacted event; data is normalised through JSON so the stored form is what was hashed."""
+    clean: dict[str, Any] = json.loads(_canonical(redact_obj(data or {})))
+    for attempt in range(APPEND_ATTEMPTS):
+        last = session.scalars(
+            select(TimelineEvent)
+            .where(TimelineEvent.incident_id == incident_id)
+            .order_by(TimelineEvent.seq.desc())
+        ).first()
+        seq = last.seq + 1 if last else 1
+        prev = last.hash if last else GENESIS
+        now = utcnow()
+        at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        event = TimelineEvent(
+            incident_id=incident_id,
+            seq=seq,
+            at=at,
+            actor=actor[:120],
+            kind=kind,
+            run_id=run_id,
+            step=step,
+            data=clean,
+            prev_hash=prev,
+            hash=event_hash(prev, incident_id, seq, at, actor[:120], kind, run_id, step, clean),
+        )
+        try:
+            with session.begin_nested():
+                session.add(event)
+            return event
+        except IntegrityError:
+            if attempt == APPEND_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def timeline(session: Session, incident_id: int) -> list[TimelineEvent]:
+    return list(
+        session.scalars(
+            select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(TimelineEvent.seq)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    incident_id: int
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"INC-{self.incident_id:05d} event #{self.seq}: {self.reason}"
+
+
+def verify_chain(session: Session, incident_id: int | None = None) -> tuple[int, list[ChainBreak]]:
+    """Recompute every hash; returns the number of events checked and where each chain breaks."""
+    statement = select(TimelineEvent).order_by(TimelineEvent.incident_id, TimelineEvent.seq)
+    if incident_id is not None:
+        statement = statement.where(TimelineEvent.incident_id == incident_id)
+    breaks: list[ChainBreak] = []
+    checked = 0
+    current, prev, expected_seq, broken = None, GENESIS, 1, False
+    for event in session.execute(statement.execution_options(yield_per=1000)).scalars():
+        checked += 1
+        if event.incident_id != current:
+            current, prev, expected_seq, broken = event.incident_id, GENESIS, 1, False
+        if broken:
+            continue
+        reason = None
+        if event.seq != expected_seq:
+            reason = f"expected event #{expected_seq} here (an event is missing or was inserted)"
+        elif event.prev_hash != prev:
+            reason = "does not link to the previous event (an earlier event was changed or removed)"
+        elif event.hash != event_hash(
+            prev,
+            event.incident_id,
+            event.seq,
+            event.at,
+            event.actor,
+            event.kind,
+            event.run_id,
+            event.step,
+            event.data,
+        ):
+            reason = "content does not match its hash (this event was modified)"
+        if reason:
+            breaks.append(ChainBreak(event.incident_id, event.seq, reason))
+            broken = True
+            continue
+        prev, expected_seq = event.hash, expected_seq + 1
+    return checked, breaks
+
+
+def set_status(session: Session, incident: Incident, status: IncidentStatus, actor: str) -> None:
+    if incident.status == status:
+        return
+    incident.status = status
+    now = utcnow()
+    if status is IncidentStatus.CONTAINED and incident.contained_at is None:
+        incident.contained_at = now
+    if status is IncidentStatus.RESOLVED:
+        incident.resolved_at = now
+        incident.contained_at = incident.contained_at or now
+    append_event(session, incident.id, f"incident.{status.value}", actor)

@@ -1,0 +1,93 @@
+"""Pure renderings of the messages a run sends; Slack turns the same facts into Block Kit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.notifications.service import Message
+
+
+def _where(facts: dict[str, Any]) -> str:
+    if facts.get("new_version") is None:
+        return "no replacement was minted"
+    return f"Vault `{facts['vault_path']}` version {facts['new_version']}"
+
+
+def owner_messages(facts: dict[str, Any]) -> list[Message]:
+    """Owners and backups: what happened, who did it and why, where the replacement is, what to do."""
+    drill = "[DRILL] " if facts.get("drill") else ""
+    verb = "rotated" if facts.get("runbook") == "rotate" else "revoked and replaced"
+    subject = f"{drill}{facts['key_name']} was {verb}"
+    consumers = ", ".join(facts.get("consumers") or []) or "none recorded"
+    body = (
+        f"{drill}Your key *{facts['key_name']}* ({facts.get('redacted') or 'redacted form unknown'}, "
+        f"{facts['environment']}) was {verb} by {facts['actor']} (mode: {facts['mode']}).\n"
+        f"Reason: {facts.get('reason') or 'not given'}\n"
+        f"Replacement: {_where(facts)}; new key id {facts.get('new_key_id') or '-'}.\n"
+        f"What you must do: redeploy every consumer ({consumers}) "
+        "so it reads the current Vault version."
+    )
+    messages = [Message("owner_dm", owner, subject, body, facts) for owner in facts.get("owners", [])]
+    messages += [Message("backup_dm", backup, subject, body, facts) for backup in facts.get("backups", [])]
+    return messages
+
+
+def channel_message(facts: dict[str, Any]) -> list[Message]:
+    if not facts.get("team_channel"):
+        return []
+    drill = "[DRILL] " if facts.get("drill") else ""
+    body = (
+        f"{drill}{facts['key_name']} ({facts['environment']}) finished {facts['runbook']} "
+        f"in {facts['mode']} mode; "
+        f"replacement in {_where(facts)}. Incident {facts.get('incident') or '-'}."
+    )
+    return [Message("channel", facts["team_channel"], f"{drill}{facts['key_name']}: done", body, facts)]
+
+
+def manager_summary(facts: dict[str, Any]) -> list[Message]:
+    if not facts.get("manager") or not facts.get("incident"):
+        return []
+    drill = "[DRILL] " if facts.get("drill") else ""
+    usage = facts.get("exposure") or {}
+    body = (
+        f"{drill}Incident {facts['incident']}: {facts['key_name']} ({facts['environment']}).\n"
+        f"Time to contain: {facts.get('time_to_contain') or 'unknown'}.\n"
+        f"Usage while exposed: {usage.get('requests', 'unknown')} requests, "
+        f"{usage.get('tokens', 'unknown')} tokens, cost {usage.get('cost_usd', 'unknown')} USD.\n"
+        f"Actions: {facts['mode']} {facts['runbook']} started by {facts['actor']}."
+    )
+    return [
+        Message(
+            "manager_summary", facts["manager"], f"{drill}Incident summary {facts['incident']}", body, facts
+        )
+    ]
+
+
+def consumer_messages(facts: dict[str, Any], consumers: list[tuple[str, str | None]]) -> list[Message]:
+    drill = "[DRILL] " if facts.get("drill") else ""
+    return [
+        Message(
+            "consumer",
+            contact,
+            f"{drill}Redeploy {name}: {facts['key_name']} was replaced",
+            f"{drill}{name} uses {facts['key_name']}. Redeploy it so it reads {_where(facts)}, "
+            "then confirm in the incident thread.",
+            {**facts, "consumer": name},
+        )
+        for name, contact in consumers
+        if contact
+    ]
+
+
+def emergency_warning(facts: dict[str, Any]) -> list[Message]:
+    """Emergency mode revokes first: owners must know production is broken until redeploy."""
+    drill = "[DRILL] " if facts.get("drill") else ""
+    body = (
+        f"{drill}EMERGENCY: {facts['key_name']} ({facts['environment']}) was revoked "
+        "before a replacement exists. "
+        "Anything using it fails until the replacement is distributed; watch the incident thread."
+    )
+    return [
+        Message("emergency_dm", o, f"{drill}{facts['key_name']} revoked: expect errors", body, facts)
+        for o in facts.get("owners", [])
+    ]

@@ -1,0 +1,144 @@
+"""Enqueue notifications idempotently and deliver them with retries through any `Sender`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db.base import utcnow
+from bot.db.session import Database
+from bot.notifications.models import Notification, NotificationStatus
+from bot.secrets import redact, redact_obj
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # owner_dm | backup_dm | channel | manager_summary | consumer
+    recipient: str  # Slack user or channel id
+    subject: str
+    body: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    """Delivers one notification; raises to have it retried later."""
+
+    def send(self, notification: Notification) -> None: ...
+
+
+def enqueue(
+    session: Session,
+    messages: Iterable[Message],
+    *,
+    dedupe_prefix: str,
+    incident_id: int | None,
+    run_id: str | None,
+) -> int:
+    """Add messages not already enqueued under the same dedupe key; returns how many were new."""
+    added = 0
+    for message in messages:
+        dedupe_key = f"{dedupe_prefix}:{message.kind}:{message.recipient}"[:200]
+        if session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)) is not None:
+            continue
+        row = Notification(
+            dedupe_key=dedupe_key,
+            incident_id=incident_id,
+            run_id=run_id,
+            kind=message.kind,
+            recipient=message.recipient,
+            subject=redact(message.subject)[:300],
+            body=redact(message.body),
+            facts=redact_obj(message.facts),
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+            added += 1
+        except IntegrityError:
+            continue
+    return added
+
+
+def deliver_pending(database: Database, sender: Sender, *, limit: int = 100) -> tuple[int, int]:
+    """One delivery pass: returns (sent, failed this pass). Failures back off exponentially.
+
+    A row is marked `sending` and committed before the outside call, so a process killed mid-send leaves
+    a trace instead of a silent duplicate: `recover_interrupted` decides what to do with it.
+    """
+    sent = failed = 0
+    with database.session() as session:
+        due = session.scalars(
+            select(Notification.id)
+            .where(
+                Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= utcnow()
+            )
+            .order_by(Notification.id)
+            .limit(limit)
+        ).all()
+    for notification_id in due:
+        with database.session() as session:
+            row = session.get(Notification, notification_id, with_for_update=True)
+            if row is None or row.status is not NotificationStatus.PENDING:
+                continue
+            row.status = NotificationStatus.SENDING
+            row.attempts += 1
+            row.next_attempt_at = utcnow()
+        error_text: str | None = None
+        try:
+            sender.send(row)
+        except Exception as error:
+            error_text = redact(f"{type(error).__name__}: {error}")[:500]
+        with database.session() as session:
+            row = session.get(Notification, notification_id)
+            assert row is not None
+            if error_text is None:
+                row.status, row.sent_at, row.last_error = NotificationStatus.SENT, utcnow(), None
+                sent += 1
+                continue
+            failed += 1
+            row.last_error = error_text
+            row.status = (
+                NotificationStatus.FAILED if row.attempts >= MAX_ATTEMPTS else NotificationStatus.PENDING
+            )
+            delay = min(600.0, 2.0**row.attempts) * (0.5 + random.random())
+            row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    return sent, failed
+
+
+def recover_interrupted(database: Database, sender: Sender, *, older_than: timedelta) -> int:
+    """Rows left `sending` by a dead process: resend only when the sender can prove it was not delivered."""
+    recovered = 0
+    with database.session() as session:
+        stuck = session.scalars(
+            select(Notification).where(
+                Notification.status == NotificationStatus.SENDING,
+                Notification.next_attempt_at < utcnow() - older_than,
+            )
+        ).all()
+        for row in stuck:
+            check = getattr(sender, "was_delivered", None)
+            delivered = check(row) if callable(check) else None
+            if delivered is True:
+                row.status, row.sent_at = NotificationStatus.SENT, utcnow()
+            elif delivered is False:
+                row.status = NotificationStatus.PENDING
+            else:
+                row.status = NotificationStatus.FAILED
+                row.last_error = "delivery outcome unknown (process stopped while sending); not resent"
+            recovered += 1
+    return recovered
+
+
+def for_run(session: Session, run_id: str) -> list[Notification]:
+    return list(
+        session.scalars(select(Notification).where(Notification.run_id == run_id).order_by(Notification.id))
+    )

@@ -1,0 +1,293 @@
+"""The step actions. Each one is safe to run again after a crash: it looks for its earlier effect first.
+
+Vendor-side steps for keys without an automated provider become checklists (NeedsHuman).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from bot.db.base import utcnow
+from bot.notifications import render
+from bot.notifications.service import Message, enqueue
+from bot.providers.base import KeyProvider, ProviderError
+from bot.registry.models import Key, KeyStatus
+from bot.runbooks.context import NeedsHuman, StepContext, StepFailed
+from bot.secrets import redacted_form
+
+Result = dict[str, Any]
+EXPOSURE_LOOKBACK = timedelta(days=7)
+
+
+def _provider(ctx: StepContext, checklist: str) -> KeyProvider:
+    provider = ctx.provider
+    if provider is None:
+        raise NeedsHuman(checklist)
+    return provider
+
+
+def _exposure_window(ctx: StepContext) -> tuple[Any, Any]:
+    end = utcnow()
+    start = max(ctx.key.last_rotated_at or ctx.key.created_at, end - EXPOSURE_LOOKBACK)
+    return start, end
+
+
+def identify(ctx: StepContext) -> Result:
+    """Snapshot which Vault version holds the leaked key, so cleanup destroys exactly that one."""
+    if "leaked_version" not in ctx.state:
+        leaked = None
+        if ctx.toolkit.store is not None:
+            candidates = [
+                v.version
+                for v in ctx.store.versions(ctx.key.vault_path)
+                if v.run_id != ctx.run_id and v.state not in ("destroyed", "deleted", "previous")
+            ]
+            leaked = max(candidates) if candidates else None
+        ctx.state["leaked_version"] = leaked
+    ctx.state.setdefault("old_key_id", ctx.key.provider_key_id)
+    ctx.state.setdefault("old_redacted", ctx.key.redacted)
+    return {
+        "key": ctx.key.name,
+        "owners": ctx.key.owners,
+        "leaked_vault_version": ctx.state["leaked_version"],
+    }
+
+
+def assess(ctx: StepContext) -> Result:
+    provider = ctx.provider
+    if provider is None:
+        return {"skipped": f"no API to assess {ctx.key.provider} keys"}
+    live = provider.find(ctx.key.ref)
+    start, end = _exposure_window(ctx)
+    buckets = provider.usage(ctx.key.ref, start, end) if live else []
+    events = provider.audit_events(ctx.key.ref, start, end)
+    exposure = {
+        "requests": sum(b.requests for b in buckets),
+        "tokens": sum(b.input_tokens + b.output_tokens for b in buckets),
+        "cost_usd": round(sum(b.cost_usd or 0 for b in buckets), 4),
+    }
+    ctx.state["exposure"] = exposure
+    ctx.record("assess.result", {"live": live is not None, **exposure, "audit_events": len(events)})
+    return {"live": live is not None, **exposure, "audit_events": len(events)}
+
+
+def contain(ctx: StepContext) -> Result:
+    """Narrow the leaked key's scopes, only when asked: in staged mode consumers still depend on it."""
+    if not ctx.state.get("contain"):
+        return {"skipped": "containment not requested for this run"}
+    narrow = getattr(ctx.provider, "contain", None)
+    if not callable(narrow):
+        return {"skipped": "provider has no reversible containment"}
+    with ctx.effect("provider.contain", key_id=ctx.key.provider_key_id) as outcome:
+        previous = narrow(ctx.key.ref)
+        outcome["previous_scopes"] = previous
+    ctx.state["contained_previous_scopes"] = previous
+    return outcome
+
+
+def mint(ctx: StepContext) -> Result:
+    """Create the replacement and put it straight into Vault; a re-run reuses the version it already wrote."""
+    existing = ctx.store.find_run_version(ctx.key.vault_path, ctx.run_id)
+    if existing is not None:
+        ctx.state.update(new_version=existing.version, new_key_id=existing.key_id)
+        return {"reused_vault_version": existing.version, "new_key_id": existing.key_id}
+    path = ctx.key.vault_path
+    provider = _provider(
+        ctx,
+        f"Create a replacement for {ctx.key.name} in the {ctx.key.provider} console and write it to "
+        f"Vault at {path} as a new version; then press Mark done.",
+    )
+    with ctx.effect("provider.mint", idempotency_key=ctx.idempotency_key) as outcome:
+        minted = provider.mint(ctx.key.ref, idempotency_key=ctx.idempotency_key)
+        outcome.update(new_key_id=minted.key_id, owner_id=minted.owner_id)
+    with ctx.effect("vault.write_pending", path=path) as outcome:
+        stored = ctx.store.write_pending(path, minted.value, key_id=minted.key_id, run_id=ctx.run_id)
+        outcome["version"] = stored.version
+    secret = minted.value.get_secret_value()
+    ctx.state.update(
+        new_version=stored.version,
+        new_key_id=minted.key_id,
+        new_owner_id=minted.owner_id,
+        new_fingerprint=ctx.toolkit.fingerprinter.fingerprint(secret),
+        new_redacted=minted.redacted or redacted_form(secret),
+    )
+    return {"new_key_id": minted.key_id, "vault_version": stored.version}
+
+
+def distribute(ctx: StepContext) -> Result:
+    facts = message_facts(ctx)
+    added = _enqueue(ctx, render.consumer_messages(facts, ctx.key.consumers))
+    return {"consumers_told": added}
+
+
+def verify_new(ctx: StepContext) -> Result:
+    provider = _provider(ctx, f"Check that {ctx.key.name}'s replacement works, then press Mark done.")
+    version = ctx.state.get("new_version")
+    if version is None:
+        raise StepFailed("no replacement was minted in this run; retry the mint step first")
+    secret = ctx.store.read(ctx.key.vault_path, int(version))
+    if not provider.authenticates(secret):
+        raise ProviderError.transient_failure("the replacement key does not authenticate yet")
+    return {"authenticates": True}
+
+
+def revoke_old(ctx: StepContext) -> Result:
+    if ctx.mode == "staged" and ctx.completed.get("verify_new") != "succeeded":
+        raise StepFailed("staged mode refuses to revoke before the replacement is verified")
+    provider = _provider(
+        ctx, f"Delete {ctx.key.name} ({ctx.key.redacted}) in the vendor console; then Mark done."
+    )
+    old_id = ctx.state.get("old_key_id")
+    if old_id is None and ctx.key.redacted is None:
+        raise StepFailed("the registry has neither a provider key id nor a redacted form for this key")
+    if ctx.mode == "emergency":
+        _enqueue(ctx, render.emergency_warning(message_facts(ctx)), dedupe="emergency")
+    with ctx.effect("provider.revoke", key_id=old_id) as outcome:
+        outcome["deleted_now"] = provider.revoke(ctx.key.ref, idempotency_key=ctx.idempotency_key)
+    ctx.state["revoked_at"] = utcnow().isoformat()
+    _mark_incident_contained(ctx)
+    return outcome
+
+
+def verify_revoked(ctx: StepContext) -> Result:
+    provider = _provider(ctx, f"Confirm {ctx.key.name} is gone from the vendor console; then Mark done.")
+    if provider.find(ctx.key.ref) is not None:
+        raise ProviderError.transient_failure("the provider still lists the old key")
+    leaked = ctx.state.get("leaked_version")
+    if leaked is not None:
+        old_secret = ctx.store.read(ctx.key.vault_path, int(leaked))
+        if provider.authenticates(old_secret):
+            raise ProviderError.transient_failure("a request with the old key still succeeds")
+    return {"gone": True, "old_key_rejected": leaked is not None}
+
+
+def audit(ctx: StepContext) -> Result:
+    provider = ctx.provider
+    if provider is None:
+        return {"skipped": f"no audit API for {ctx.key.provider} keys"}
+    start, end = _exposure_window(ctx)
+    buckets = provider.usage(ctx.key.ref, start, end)
+    events = provider.audit_events(ctx.key.ref, start, end)
+    exposure = {
+        "requests": sum(b.requests for b in buckets),
+        "tokens": sum(b.input_tokens + b.output_tokens for b in buckets),
+        "cost_usd": round(sum(b.cost_usd or 0 for b in buckets), 4),
+        "window": [start.isoformat(), end.isoformat()],
+    }
+    ctx.state["exposure"] = exposure
+    ctx.record(
+        "audit.exposure",
+        {
+            **exposure,
+            "events": [
+                {"type": e.type, "at": e.effective_at.isoformat(), "actor": e.actor} for e in events[:200]
+            ],
+        },
+    )
+    return {**exposure, "audit_events": len(events)}
+
+
+def cleanup(ctx: StepContext) -> Result:
+    """Promote the replacement; destroy the leaked version only once revocation was verified."""
+    result: Result = {}
+    version = ctx.state.get("new_version")
+    if version is not None:
+        with ctx.effect("vault.promote", path=ctx.key.vault_path, version=version):
+            ctx.store.promote(ctx.key.vault_path, int(version))
+    leaked = ctx.state.get("leaked_version")
+    if leaked is not None and ctx.completed.get("verify_revoked") == "succeeded":
+        with ctx.effect("vault.destroy", path=ctx.key.vault_path, version=leaked):
+            ctx.store.destroy(ctx.key.vault_path, int(leaked))
+        result["destroyed_version"] = leaked
+    elif leaked is not None:
+        result["kept_version"] = leaked
+        ctx.record("cleanup.kept_leaked_version", {"version": leaked, "why": "revocation was not verified"})
+    _update_registry(ctx)
+    return {**result, "current_version": version}
+
+
+def notify(ctx: StepContext) -> Result:
+    facts = message_facts(ctx)
+    messages = render.owner_messages(facts) + render.channel_message(facts) + render.manager_summary(facts)
+    return {"enqueued": _enqueue(ctx, messages)}
+
+
+def _enqueue(ctx: StepContext, messages: list[Message], dedupe: str | None = None) -> int:
+    with ctx.database.session() as session:
+        return enqueue(
+            session,
+            messages,
+            dedupe_prefix=f"{ctx.run_id}:{dedupe or ctx.step}",
+            incident_id=ctx.incident_id,
+            run_id=ctx.run_id,
+        )
+
+
+def _mark_incident_contained(ctx: StepContext) -> None:
+    from bot.incidents.models import Incident, IncidentStatus
+    from bot.incidents.service import set_status
+
+    if ctx.incident_id is None:
+        return
+    with ctx.database.session() as session:
+        incident = session.get(Incident, ctx.incident_id)
+        if incident is not None and incident.status is IncidentStatus.OPEN:
+            set_status(session, incident, IncidentStatus.CONTAINED, ctx.actor)
+
+
+def _update_registry(ctx: StepContext) -> None:
+    """The registry row now describes the replacement; the leaked secret's fingerprint is retired."""
+    with ctx.database.session() as session:
+        key = session.get(Key, ctx.key.id)
+        if key is None or ctx.state.get("new_key_id") is None:
+            return
+        key.provider_key_id = ctx.state["new_key_id"]
+        key.fingerprint = ctx.state.get("new_fingerprint")
+        redacted = ctx.state.get("new_redacted")
+        if redacted and "..." in redacted:
+            key.secret_family, key.secret_last4 = redacted.split("...", 1)[0], redacted[-4:]
+        key.last_rotated_at = utcnow()
+        key.status = KeyStatus.ACTIVE
+        key.vault_path = ctx.key.vault_path
+
+
+def message_facts(ctx: StepContext) -> dict[str, Any]:
+    return {
+        "key_name": ctx.key.name,
+        "redacted": ctx.state.get("old_redacted") or ctx.key.redacted,
+        "environment": ctx.key.environment,
+        "actor": ctx.actor,
+        "mode": ctx.mode,
+        "runbook": ctx.runbook,
+        "reason": ctx.state.get("reason"),
+        "drill": ctx.drill,
+        "vault_path": ctx.key.vault_path,
+        "new_version": ctx.state.get("new_version"),
+        "new_key_id": ctx.state.get("new_key_id"),
+        "owners": ctx.key.owners,
+        "backups": ctx.key.backups,
+        "team_channel": ctx.key.team_channel,
+        "manager": ctx.key.manager,
+        "consumers": [c for c, _ in ctx.key.consumers],
+        "incident": f"INC-{ctx.incident_id:05d}" if ctx.incident_id else None,
+        "exposure": ctx.state.get("exposure"),
+        "time_to_contain": ctx.state.get("time_to_contain"),
+        "run_id": ctx.run_id,
+    }
+
+
+ACTIONS: dict[str, Callable[[StepContext], Result]] = {
+    "identify": identify,
+    "assess": assess,
+    "contain": contain,
+    "mint": mint,
+    "distribute": distribute,
+    "verify_new": verify_new,
+    "revoke_old": revoke_old,
+    "verify_revoked": verify_revoked,
+    "audit": audit,
+    "cleanup": cleanup,
+    "notify": notify,
+}

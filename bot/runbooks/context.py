@@ -1,0 +1,138 @@
+"""What an action sees: facts about the key, the run's persisted context, and the tools to act with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.db.session import Database
+from bot.incidents.service import append_event
+from bot.providers.base import KeyProvider, KeyRef, ProviderError, SecretStore
+from bot.registry.fingerprint import Fingerprinter
+from bot.registry.models import Key, OwnerRole
+from bot.runbooks import failpoints
+from bot.secrets import redact
+
+DEFAULT_VAULT_PREFIX = "secret/keybot"
+
+
+class StepFailed(Exception):
+    """A permanent failure a human must look at; the message says what happened and what to do."""
+
+
+class NeedsHuman(Exception):
+    """The step cannot be automated for this key; the message is the checklist for the human."""
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """A snapshot of the registry row, so actions never hold a database session across outside calls."""
+
+    id: int
+    name: str
+    provider: str
+    provider_key_id: str | None
+    project: str | None
+    environment: str
+    vault_path: str
+    redacted: str | None
+    owners: list[str]
+    backups: list[str]
+    team: str | None
+    team_channel: str | None
+    manager: str | None
+    consumers: list[tuple[str, str | None]]
+    created_at: datetime
+    last_rotated_at: datetime | None
+
+    @classmethod
+    def of(cls, key: Key) -> KeyFacts:
+        return cls(
+            id=key.id,
+            name=key.name,
+            provider=key.provider,
+            provider_key_id=key.provider_key_id,
+            project=key.project,
+            environment=key.environment,
+            vault_path=key.vault_path or f"{DEFAULT_VAULT_PREFIX}/{key.name}",
+            redacted=key.redacted,
+            owners=key.owner_ids(OwnerRole.OWNER),
+            backups=key.owner_ids(OwnerRole.BACKUP),
+            team=key.team.name if key.team else None,
+            team_channel=key.team.slack_channel if key.team else None,
+            manager=key.team.manager_slack_id if key.team else None,
+            consumers=[(c.name, c.contact) for c in key.consumers],
+            created_at=key.created_at,
+            last_rotated_at=key.last_rotated_at,
+        )
+
+    @property
+    def ref(self) -> KeyRef:
+        return KeyRef(self.provider_key_id, self.project, self.redacted, self.name)
+
+
+@dataclass
+class Toolkit:
+    """The outside systems a run may touch; the sandbox swaps these for local stand-ins in drills."""
+
+    providers: dict[str, KeyProvider]
+    store: SecretStore | None
+    fingerprinter: Fingerprinter
+
+
+@dataclass
+class StepContext:
+    database: Database
+    toolkit: Toolkit
+    run_id: str
+    runbook: str
+    mode: str
+    step: str
+    incident_id: int | None
+    actor: str
+    drill: bool
+    key: KeyFacts
+    state: dict[str, Any]
+    completed: dict[str, str] = field(default_factory=dict)  # action -> step status, for invariant checks
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}-{self.step}"
+
+    @property
+    def provider(self) -> KeyProvider | None:
+        return self.toolkit.providers.get(self.key.provider)
+
+    @property
+    def store(self) -> SecretStore:
+        if self.toolkit.store is None:
+            raise StepFailed(
+                "no Vault is configured (VAULT_ADDR): keybot needs it to hold the replacement key"
+            )
+        return self.toolkit.store
+
+    def record(self, kind: str, data: dict[str, Any] | None = None) -> None:
+        if self.incident_id is None:
+            return
+        with self.database.session() as session:
+            append_event(
+                session, self.incident_id, kind, self.actor, data, run_id=self.run_id, step=self.step
+            )
+
+    @contextmanager
+    def effect(self, name: str, **target: Any) -> Iterator[dict[str, Any]]:
+        """Record the intent before an outside change and the outcome after it, whatever happens."""
+        self.record("effect.intent", {"effect": name, **target})
+        outcome: dict[str, Any] = {}
+        try:
+            yield outcome
+        except ProviderError as error:
+            self.record(
+                "effect.failed", {"effect": name, "error": redact(str(error)), "kind": error.kind.value}
+            )
+            raise
+        failpoints.hit(f"effect:{name}")
+        self.record("effect.done", {"effect": name, **target, **outcome})

@@ -1,0 +1,215 @@
+"""Starting runs and the human decisions on them: approve, retry, skip, abort, mark done.
+
+These are what the Slack buttons and the CLI call; they change state only, and the caller then asks the
+engine to carry on. Each returns the run id or raises a `RunRefused` whose message tells the person why.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db.base import utcnow
+from bot.db.session import Database
+from bot.incidents.service import append_event, open_incident
+from bot.registry.models import Key, KeyStatus
+from bot.runbooks.definitions import RunbookDefinition
+from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
+
+MAX_REASON = 500
+
+
+class RunRefused(Exception):
+    """The request is not allowed right now; the message says why and what to do instead."""
+
+
+class KeyBusy(RunRefused):
+    """Another run holds the key's lock."""
+
+    def __init__(self, key_name: str, run_id: str, holder: str) -> None:
+        super().__init__(f"{key_name} is already being handled by run {run_id} (started by {holder})")
+        self.key_name, self.run_id, self.holder = key_name, run_id, holder
+
+
+def _event(
+    session: Session, run: Run, kind: str, actor: str, data: dict[str, object], step: str | None = None
+) -> None:
+    if run.incident_id is not None:
+        append_event(session, run.incident_id, kind, actor, data, run_id=run.id, step=step)
+
+
+def start_run(
+    database: Database,
+    runbooks: dict[str, RunbookDefinition],
+    *,
+    key_id: int,
+    runbook: str,
+    mode: str | None,
+    actor: str,
+    reason: str,
+    severity: str = "sev2",
+    drill: bool = False,
+    contain: bool = False,
+) -> str:
+    definition = runbooks.get(runbook)
+    if definition is None:
+        raise RunRefused(f"unknown runbook {runbook!r}; known: {', '.join(sorted(runbooks))}")
+    mode = mode or definition.default_mode
+    if mode not in definition.modes:
+        raise RunRefused(f"runbook {runbook} has no mode {mode!r}; choose {', '.join(definition.modes)}")
+    reason = reason.strip()
+    if definition.incident and not reason:
+        raise RunRefused("a reason is required (what happened, where the key leaked)")
+    run_id = "run_" + secrets.token_hex(6)
+    with database.session() as session:
+        key = session.get(Key, key_id)
+        if key is None:
+            raise RunRefused(f"no key #{key_id} in the registry")
+        incident_id = None
+        if definition.incident:
+            title = f"{'[DRILL] ' if drill else ''}Leaked key {key.name} ({key.environment})"
+            incident_id = open_incident(
+                session,
+                key_id=key.id,
+                title=title,
+                opened_by=actor,
+                reason=reason[:MAX_REASON],
+                severity=severity,
+                drill=drill,
+            ).id
+        run = Run(
+            id=run_id,
+            runbook=runbook,
+            mode=mode,
+            key_id=key.id,
+            incident_id=incident_id,
+            initiated_by=actor,
+            reason=reason[:MAX_REASON],
+            drill=drill,
+            context={"reason": reason[:MAX_REASON], "contain": contain},
+        )
+        run.steps = [
+            RunStep(position=i, name=name, action=step.action, title=step.title)
+            for i, (name, step) in enumerate(definition.plan(mode))
+        ]
+        session.add(run)
+        session.flush()
+        _take_lock(session, key, run_id, actor)
+        key.status = KeyStatus.COMPROMISED if definition.incident else KeyStatus.ROTATING
+        session.flush()
+        _event(session, run, "run.started", actor, {"runbook": runbook, "mode": mode, "drill": drill})
+    return run_id
+
+
+def _take_lock(session: Session, key: Key, run_id: str, actor: str) -> None:
+    existing = session.get(KeyLock, key.id)
+    if existing is not None:
+        holder_run = session.get(Run, existing.run_id)
+        if holder_run is not None and not holder_run.status.finished:
+            raise KeyBusy(key.name, existing.run_id, existing.holder)
+        session.delete(existing)
+        session.flush()
+    try:
+        with session.begin_nested():
+            session.add(KeyLock(key_id=key.id, run_id=run_id, holder=actor))
+    except IntegrityError:
+        winner = session.get(KeyLock, key.id, populate_existing=True)
+        raise KeyBusy(key.name, winner.run_id if winner else "?", winner.holder if winner else "?") from None
+
+
+def _load(session: Session, run_id: str) -> Run:
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None:
+        raise RunRefused(f"no run {run_id!r}")
+    return run
+
+
+def _current(run: Run, *statuses: StepStatus) -> RunStep:
+    step = next((s for s in run.steps if s.status in statuses), None)
+    if step is None:
+        raise RunRefused(f"run {run.id} is {run.status.value}; there is no step in that state")
+    return step
+
+
+def approve(database: Database, run_id: str, actor: str) -> str:
+    with database.session() as session:
+        run = _load(session, run_id)
+        if run.status is not RunStatus.AWAITING_APPROVAL:
+            raise RunRefused(f"run {run_id} is {run.status.value}, not waiting for approval")
+        step = _current(run, StepStatus.AWAITING_APPROVAL)
+        if actor == run.initiated_by:
+            raise RunRefused(
+                "two-person rule: you started this run, so someone else must approve it "
+                "(ask the second on-call)"
+            )
+        step.approved_by = actor
+        step.status = StepStatus.PENDING
+        run.status = RunStatus.RUNNING
+        _event(session, run, "step.approved", actor, {"step": step.name}, step.name)
+    return run_id
+
+
+def retry_step(database: Database, run_id: str, actor: str) -> str:
+    with database.session() as session:
+        run = _load(session, run_id)
+        if run.status is not RunStatus.NEEDS_ATTENTION:
+            raise RunRefused(
+                f"run {run_id} is {run.status.value}; only a run that needs attention can be retried"
+            )
+        step = _current(run, StepStatus.NEEDS_ATTENTION)
+        step.status, step.attempts = StepStatus.PENDING, 0
+        run.status, run.attention = RunStatus.RUNNING, None
+        _event(session, run, "step.retry_requested", actor, {"step": step.name}, step.name)
+    return run_id
+
+
+def skip_step(database: Database, run_id: str, actor: str, reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise RunRefused("skipping a step needs a reason (it goes on the incident timeline)")
+    with database.session() as session:
+        run = _load(session, run_id)
+        if run.status.finished:
+            raise RunRefused(f"run {run_id} already {run.status.value}")
+        if run.status is RunStatus.AWAITING_APPROVAL:
+            raise RunRefused("this step needs approval; it cannot be skipped (approve it, or abort the run)")
+        step = _current(run, StepStatus.NEEDS_ATTENTION, StepStatus.WAITING_MANUAL)
+        if step.action == "identify":
+            raise RunRefused("identify cannot be skipped")
+        step.status, step.skip_reason, step.finished_at = StepStatus.SKIPPED, reason[:MAX_REASON], utcnow()
+        run.status, run.attention = RunStatus.RUNNING, None
+        _event(
+            session, run, "step.skipped", actor, {"step": step.name, "reason": reason[:MAX_REASON]}, step.name
+        )
+    return run_id
+
+
+def mark_done(database: Database, run_id: str, actor: str, note: str = "") -> str:
+    with database.session() as session:
+        run = _load(session, run_id)
+        if run.status is not RunStatus.WAITING_MANUAL:
+            raise RunRefused(f"run {run_id} is {run.status.value}; no manual step is waiting")
+        step = _current(run, StepStatus.WAITING_MANUAL)
+        step.status, step.done_by, step.finished_at = StepStatus.SUCCEEDED, actor, utcnow()
+        step.output = {**step.output, "note": note[:MAX_REASON]}
+        run.status = RunStatus.RUNNING
+        _event(
+            session, run, "step.marked_done", actor, {"step": step.name, "note": note[:MAX_REASON]}, step.name
+        )
+    return run_id
+
+
+def abort(database: Database, run_id: str, actor: str, reason: str) -> str:
+    with database.session() as session:
+        run = _load(session, run_id)
+        if run.status.finished:
+            raise RunRefused(f"run {run_id} already {run.status.value}")
+        run.status, run.finished_at = RunStatus.ABORTED, utcnow()
+        run.attention = f"aborted by {actor}: {reason.strip()[:MAX_REASON] or 'no reason given'}"
+        lock = session.get(KeyLock, run.key_id)
+        if lock is not None and lock.run_id == run.id:
+            session.delete(lock)
+        _event(session, run, "run.aborted", actor, {"reason": reason.strip()[:MAX_REASON]})
+    return run_id
