@@ -20,7 +20,9 @@ REQUIRE_POSTGRES = os.environ.get("KEYBOT_REQUIRE_POSTGRES") == "1"
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """Unique per pytest invocation and worker, so concurrent test runs never drop each other's databases."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", f"p{os.getpid()}")[:10]
+    return f"{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def postgres_url_for(name: str) -> str | None:
@@ -65,3 +67,12 @@ def migrated_database(kind: str, tmp_root: Path) -> Iterator[Database]:
     upgrade(database.engine)
     yield database
     database.dispose()
+    if kind == "postgresql":
+        drop_postgres_database(make_url(url).database or "")
+
+
+def drop_postgres_database(name: str) -> None:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -20,8 +20,8 @@ from bot.providers.openai_admin import (
 from tests.standins import fixtures as standin_fixtures
 from tests.standins.openai_api import OpenAIStandin
 
-# conftest.py does not load the stand-in fixtures yet; bound as names (not imported) so that test parameters
-# of the same name are not flagged as redefinitions.
+# The stand-in fixtures, so this module works whether or not conftest.py loads them; bound as names (not
+# imported) so that test parameters of the same name are not flagged as redefinitions (ruff F811).
 openai_standin = standin_fixtures.openai_standin
 openai_standin_server = standin_fixtures.openai_standin_server
 

@@ -26,7 +26,6 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from tests.standins.bolt_server import BoltHTTPServer
-
 from tests.standins.openai_api import OpenAIStandin
 from tests.standins.openbao import OpenBaoServer
 from tests.standins.slack_api import (

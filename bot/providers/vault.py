@@ -260,13 +260,16 @@ class VaultStore:
         self._call("revoke leases", where, f'"update", "sudo" on {where}', lambda: sys.revoke_prefix(prefix))
 
     def health(self) -> bool:
-        """Reachable, initialised, unsealed, and our token still valid."""
+        """Reachable, initialised, unsealed, and our token valid (an AppRole token is renewed if needed)."""
+        sys, token = self._client.sys, self._client.auth.token
         try:
-            status = self._client.sys.read_health_status(method="GET")
+            status = self._call(
+                "health check", "sys/health", "nothing", lambda: sys.read_health_status(method="GET")
+            )
             if not isinstance(status, dict) or status.get("sealed") or not status.get("initialized"):
                 return False
-            self._client.auth.token.lookup_self()
-        except (hx.VaultError, OSError):
+            self._call("token check", "auth/token/lookup-self", '"read" on it', token.lookup_self)
+        except ProviderError:
             return False
         return True
 

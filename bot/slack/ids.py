@@ -1,0 +1,116 @@
+"""Typed, versioned ids carried in button values, select options and ``private_metadata``.
+
+Slack echoes these strings back verbatim in interaction payloads, so anyone who can craft a payload can put
+anything in them: :meth:`ActionRef.decode` treats them as untrusted input, and :class:`ActionRef` refuses to
+carry anything that looks like a secret, because Slack stores and logs these values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.secrets import contains_secret
+
+#: Slack's limit on a button ``value``; ``private_metadata`` allows 3,000, so one budget fits both.
+MAX_ENCODED = 2000
+
+RefKind = Literal["run", "key", "incident", "alert", "view"]
+
+# --- action ids (buttons and selects in messages) -------------------------------------------------------
+APPROVE = "run.approve"
+RETRY = "run.retry"
+SKIP = "run.skip"
+ABORT = "run.abort"
+MARK_DONE = "run.mark_done"
+REVOKE_FROM_LEAK = "leak.revoke"
+PICK_KEY = "revoke.pick_key"
+ACK_ALERT = "alert.ack"
+CONFIRM_ALERT = "alert.confirm"  # "yes, that was me"
+DENY_ALERT = "alert.deny"  # "no, that was not me"
+ROTATE_NOW = "key.rotate"
+SNOOZE = "key.snooze"
+OPEN_REVOKE = "key.revoke"  # "Revoke & replace…" from a key card (opens the revoke modal)
+
+# --- view callback ids ------------------------------------------------------------------------------------
+LOADING_MODAL = "loading_modal"
+REVOKE_MODAL = "revoke_modal"
+PICK_KEY_MODAL = "pick_key_modal"
+SEARCH_MODAL = "search_modal"
+ERROR_MODAL = "error_modal"
+SKIP_MODAL = "skip_modal"
+ABORT_MODAL = "abort_modal"
+
+# --- modal inputs: handlers read view.state.values[<BLOCK>][<ACTION>] --------------------------------------
+MODE_BLOCK, MODE_ACTION = "mode", "mode.choice"
+REASON_BLOCK, REASON_ACTION = "reason", "reason.text"
+SEVERITY_BLOCK, SEVERITY_ACTION = "severity", "severity.choice"
+PICK_KEY_BLOCK = "pick_key"  # action id: PICK_KEY
+SEARCH_BLOCK, SEARCH_ACTION = "search", "search.query"
+SKIP_REASON_BLOCK, SKIP_REASON_ACTION = "skip_reason", "skip_reason.text"
+ABORT_REASON_BLOCK, ABORT_REASON_ACTION = "abort_reason", "abort_reason.text"
+
+MODES = ("staged", "emergency")
+SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
+
+
+class BadActionRef(ValueError):
+    """An interaction carried an id keybot did not write (tampered, garbled, too long or from the future).
+
+    The message never repeats the input: a pasted secret must not reach logs through an error.
+    """
+
+
+class ActionRef(BaseModel):
+    """What a button, option or modal refers to: ``kind`` + ``id`` (+ the run step, + small extras)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    v: Literal[1] = 1
+    kind: RefKind
+    id: str = Field(min_length=1, max_length=200)
+    step: str | None = Field(default=None, min_length=1, max_length=64)
+    extra: dict[str, str] = Field(default_factory=dict, max_length=16)
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> ActionRef:
+        values = [self.id, self.step or "", *self.extra.keys(), *self.extra.values()]
+        if any(contains_secret(value) for value in values):
+            raise ValueError("an ActionRef must never carry a secret")
+        return self
+
+    def encode(self) -> str:
+        """Compact JSON with sorted keys, so equal refs encode to equal strings."""
+        data: dict[str, object] = {"v": self.v, "kind": self.kind, "id": self.id}
+        if self.step is not None:
+            data["step"] = self.step
+        if self.extra:
+            data["extra"] = dict(sorted(self.extra.items()))
+        text = json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        if len(text) > MAX_ENCODED:
+            raise ValueError(f"encoded ActionRef is {len(text)} characters; Slack allows {MAX_ENCODED}")
+        return text
+
+    @classmethod
+    def decode(cls, text: object) -> ActionRef:
+        """Parse what Slack sent back; anything keybot could not have written raises :class:`BadActionRef`."""
+        if not isinstance(text, str) or not text:
+            raise BadActionRef("missing action reference")
+        if len(text) > MAX_ENCODED:
+            raise BadActionRef(f"action reference longer than {MAX_ENCODED} characters")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise BadActionRef("action reference is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise BadActionRef("action reference is not a JSON object")
+        version = data.get("v")
+        if type(version) is not int or version != 1:
+            raise BadActionRef("unsupported action reference version (a newer or older keybot wrote it)")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            fields = sorted({".".join(str(p) for p in e["loc"]) or "value" for e in error.errors()})
+            raise BadActionRef(f"invalid action reference ({', '.join(fields)})") from None
