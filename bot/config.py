@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     run_lease_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("KEYBOT_RUN_LEASE_SECONDS"))
     backoff_scale: float = Field(1.0, ge=0, le=100, validation_alias=_env("KEYBOT_BACKOFF_SCALE"))
     vault_mount: str = Field("secret", validation_alias=_env("VAULT_MOUNT"))
+    revokers: str = Field("", validation_alias=_env("KEYBOT_REVOKERS"))
+    revoker_group: str | None = Field(None, validation_alias=_env("KEYBOT_REVOKER_GROUP"))
+    admins: str = Field("", validation_alias=_env("KEYBOT_ADMINS"))
+    security_channel: str | None = Field(None, validation_alias=_env("KEYBOT_SECURITY_CHANNEL"))
+    leak_ask_delete: bool = Field(False, validation_alias=_env("KEYBOT_LEAK_ASK_DELETE"))
+    port: int = Field(3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "KEYBOT_PORT", "port"))
     log_format: str = Field("auto", validation_alias=_env("KEYBOT_LOG_FORMAT"))
     log_level: str = Field("INFO", validation_alias=_env("KEYBOT_LOG_LEVEL"))
 
@@ -65,6 +71,19 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("expected an http:// or https:// URL")
         return value
+
+    @field_validator("revokers", "admins")
+    @classmethod
+    def _user_list(cls, value: str) -> str:
+        users = [u.strip() for u in value.split(",") if u.strip()]
+        bad = [u for u in users if not u[:1] in ("U", "W") or not u.isalnum() or not u.isupper()]
+        if bad:
+            raise ValueError("expected comma-separated Slack user ids like U024BE7LH")
+        return ",".join(users)
+
+    def user_list(self, name: str) -> list[str]:
+        value: str = getattr(self, name)
+        return [u for u in value.split(",") if u]
 
     @field_validator("log_format")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, get_settings
 from bot.db.migrate import ensure_schema
@@ -14,6 +15,9 @@ from bot.registry.fingerprint import Fingerprinter, load_or_create_key
 from bot.runbooks.context import Toolkit
 from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
+
+if TYPE_CHECKING:
+    from bot.sandbox.drill import Sandbox
 
 
 @dataclass
@@ -41,8 +45,20 @@ class Runtime:
     def runbooks(self) -> dict[str, RunbookDefinition]:
         return load_runbooks(self.settings.runbooks_dir)
 
+    local_sandbox: bool = False
+
+    def use_sandbox(self) -> None:
+        """Zero-configuration mode: every provider call and Vault write goes to the local sandbox."""
+        self.local_sandbox = True
+
+    @property
+    def sandbox_started(self) -> bool:
+        return "sandbox" in self.__dict__
+
     @cached_property
     def providers(self) -> dict[str, KeyProvider]:
+        if self.local_sandbox:
+            return self.sandbox.toolkit().providers
         providers: dict[str, KeyProvider] = {}
         if self.settings.openai_admin_key is not None:
             from bot.providers.openai_admin import OpenAIAdminProvider
@@ -55,6 +71,8 @@ class Runtime:
     @cached_property
     def secret_store(self) -> SecretStore | None:
         s = self.settings
+        if self.local_sandbox:
+            return self.sandbox.toolkit().store
         if s.vault_addr is None:
             return None
         from bot.providers.vault import VaultStore
@@ -76,4 +94,14 @@ class Runtime:
             lease_ttl=timedelta(seconds=self.settings.run_lease_seconds),
             backoff_scale=self.settings.backoff_scale,
         )
-        return Engine(self.database, self.runbooks, self.toolkit, config)
+        return Engine(self.database, self.runbooks, self.toolkit, config, drill_toolkit=self.drill_toolkit)
+
+    @cached_property
+    def sandbox(self) -> Sandbox:
+        """Started on first use: drills, and every key in zero-configuration mode."""
+        from bot.sandbox.drill import Sandbox
+
+        return Sandbox(self.fingerprinter)
+
+    def drill_toolkit(self) -> Toolkit:
+        return self.sandbox.toolkit()

@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from bot.cli import audit, db, registry, runs
+from bot.cli import audit, db, registry, runs, scan, serve
 from bot.cli.context import CliError, err, out, runtime
 from bot.config import ConfigError
 from bot.db.migrate import SchemaOutOfDate
@@ -17,7 +17,6 @@ from bot.registry.store import UnknownTeam
 from bot.runbooks.definitions import RunbookError
 from bot.secrets import redact
 
-EXAMPLE_REGISTRY = "runbooks/examples/registry.yaml"
 
 app = typer.Typer(
     name="keybot",
@@ -32,31 +31,15 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(audit.runbook_app, name="runbook")
 app.command("revoke")(runs.revoke_command)
+app.command("serve")(serve.serve_command)
+app.command("run")(serve.run_command)
+app.command("scan")(scan.scan_command)
 
 
 @app.callback()
 def _setup() -> None:
     settings = runtime().settings
     configure_logging(settings.log_format, settings.log_level)
-
-
-@app.command("run")
-def run_command() -> None:
-    """Start keybot locally (for now: load the example registry into an empty database and list it)."""
-    from pathlib import Path
-
-    from sqlalchemy import func, select
-
-    from bot.registry.importer import parse_file
-    from bot.registry.models import Key
-    from bot.registry.store import apply_import
-
-    rt = runtime()
-    with rt.database.session() as session:
-        if session.scalar(select(func.count(Key.id))) == 0 and Path(EXAMPLE_REGISTRY).exists():
-            apply_import(session, parse_file(Path(EXAMPLE_REGISTRY)), rt.fingerprinter)
-            out.print(f"loaded the example registry from {EXAMPLE_REGISTRY}")
-    registry.list_command(team=None, owner=None, env=None, due=None, as_json=False, limit=1000)
 
 
 KNOWN_FAILURES = (CliError, ConfigError, SchemaOutOfDate, FingerprintKeyMismatch, UnknownTeam, RunbookError)

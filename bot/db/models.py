@@ -5,5 +5,6 @@ from bot.incidents import models as incident_models
 from bot.notifications import models as notification_models
 from bot.registry import models as registry_models
 from bot.runbooks import models as runbook_models
+from bot.slack import models as slack_models
 
-__all__ = ["Base", "incident_models", "notification_models", "registry_models", "runbook_models"]
+__all__ = ["Base", "incident_models", "notification_models", "registry_models", "runbook_models", "slack_models"]

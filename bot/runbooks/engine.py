@@ -57,6 +57,7 @@ class Engine:
     config: EngineConfig = field(default_factory=EngineConfig)
     worker: str = field(default_factory=lease.new_worker_id)
     on_change: Callable[[str], None] | None = None
+    drill_toolkit: Callable[[], Toolkit] | None = None
 
     def execute(self, run_id: str) -> RunStatus:
         """Run until the run finishes or pauses (approval, manual step, needs attention)."""
@@ -110,6 +111,13 @@ class Engine:
         if definition.manual and step.done_by is None:
             self._wait_for_human(session, run, step, definition.instructions or f"Do '{step.title}' by hand.")
             return None
+        toolkit = self.toolkit
+        if run.drill:
+            if self.drill_toolkit is None:
+                step.status, run.status = StepStatus.NEEDS_ATTENTION, RunStatus.NEEDS_ATTENTION
+                run.attention = "this is a drill but the sandbox is not available in this process"
+                return None
+            toolkit = self.drill_toolkit()
         first_attempt = step.attempts == 0
         step.status = StepStatus.RUNNING
         step.attempts += 1
@@ -120,7 +128,7 @@ class Engine:
             self._event(session, run, step, "step.attempt", {"attempt": step.attempts})
         ctx = StepContext(
             database=self.database,
-            toolkit=self.toolkit,
+            toolkit=toolkit,
             run_id=run.id,
             runbook=run.runbook,
             mode=run.mode,

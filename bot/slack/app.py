@@ -1,0 +1,64 @@
+"""Builds the one Bolt app behind every transport: HTTP, Socket Mode and the shell adapter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
+
+from bot.log import get_logger
+from bot.runtime import Runtime
+from bot.slack.api import SlackAPI
+from bot.slack.blocks.messages import notification_blocks
+from bot.slack.context import SlackContext
+from bot.slack.delivery import SlackSender
+from bot.slack.handlers import commands, events, interactions, views
+from bot.slack.permissions import Permissions
+from bot.slack.progress import ProgressPublisher
+from bot.slack.worker import RunWorker
+
+log = get_logger(__name__)
+
+
+def build_context(
+    runtime: Runtime, api: SlackAPI, *, min_interval: float = 1.0, workers: int = 4
+) -> SlackContext:
+    publisher = ProgressPublisher(runtime.database, api, runtime.settings.security_channel, min_interval)
+    sender = SlackSender(api, render=notification_blocks)
+    worker = RunWorker(runtime, publisher, sender, max_workers=workers)
+    return SlackContext(runtime, api, Permissions(runtime.settings, api), publisher, worker)
+
+
+def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: bool = True) -> App:
+    """The Bolt app; it shares the wrapper's WebClient so Bolt's own calls get the same retries."""
+    app = App(
+        client=ctx.api.client,
+        signing_secret=signing_secret,
+        token_verification_enabled=token_verification,
+        raise_error_for_unhandled_request=True,
+    )
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+        if isinstance(error, BoltUnhandledRequestError):
+            return BoltResponse(status=404, body="keybot does not handle that request")
+        log.exception("listener failed", error_type=type(error).__name__)
+        return BoltResponse(status=500, body="keybot hit an internal error; nothing was changed")
+
+    commands.register(app, ctx)
+    interactions.register(app, ctx)
+    views.register(app, ctx)
+    events.register(app, ctx)
+    return app
+
+
+def slack_app_from_runtime(runtime: Runtime) -> tuple[App, SlackContext]:
+    settings = runtime.settings
+    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        from bot.config import ConfigError
+
+        raise ConfigError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are required to serve Slack")
+    api = SlackAPI(settings.slack_bot_token, base_url=settings.slack_api_url)
+    ctx = build_context(runtime, api)
+    return build_app(ctx, settings.slack_signing_secret.get_secret_value()), ctx

@@ -1,0 +1,122 @@
+"""Everything a Slack handler needs, and the shared flows (open the revoke modal, reply privately)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bot.db.base import utcnow
+from bot.log import get_logger
+from bot.providers.base import ProviderError
+from bot.registry.models import Key
+from bot.registry.service import lookup
+from bot.runtime import Runtime
+from bot.slack import ids
+from bot.slack.api import SlackAPI, SlackError
+from bot.slack.blocks.revoke_modal import (
+    error_modal,
+    loading_modal,
+    pick_key_modal,
+    revoke_modal,
+    search_modal,
+)
+from bot.slack.permissions import Permissions
+from bot.slack.progress import ProgressPublisher
+from bot.slack.worker import RunWorker
+
+log = get_logger(__name__)
+DRILL_FLAG = "--drill"
+MAX_COMMAND_TEXT = 2000
+
+
+@dataclass
+class SlackContext:
+    runtime: Runtime
+    api: SlackAPI
+    permissions: Permissions
+    publisher: ProgressPublisher
+    worker: RunWorker
+
+    def tell(self, body: dict[str, Any], text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        """A private answer to whoever clicked or typed: response_url when Slack gave one, else ephemeral."""
+        url = body.get("response_url")
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        try:
+            if url:
+                self.api.respond(url, text, blocks)
+            elif channel and user:
+                self.api.post_ephemeral(channel, user, text, blocks)
+        except SlackError as error:
+            log.warning("could not answer the user", code=error.code, why=error.explanation)
+
+    def traffic(self, key: Key) -> str | None:
+        """The last hour of traffic for the key card, when the provider can say; never blocks the flow."""
+        provider = self.runtime.toolkit.providers.get(key.provider)
+        if provider is None or not key.provider_key_id:
+            return None
+        try:
+            from bot.runbooks.context import KeyFacts
+
+            now = utcnow()
+            buckets = provider.usage(KeyFacts.of(key).ref, now - timedelta(hours=1), now)
+        except (ProviderError, Exception):
+            return "last hour of traffic: unavailable"
+        requests = sum(b.requests for b in buckets)
+        tokens = sum(b.input_tokens + b.output_tokens for b in buckets)
+        return f"last hour: {requests} requests, {tokens} tokens"
+
+    def revoke_view_for(self, user: str, text: str) -> dict[str, Any]:
+        """The modal that answers `/revoke-key <text>`: the form, a choice, a search, or a refusal."""
+        drill = DRILL_FLAG in text.split()
+        query = " ".join(w for w in text.split() if w != DRILL_FLAG)[:MAX_COMMAND_TEXT]
+        extra = {"drill": "1"} if drill else {}
+        if not query:
+            return search_modal([], "Which key leaked? Its name, id, redacted value, or the secret itself.",
+                                ids.ActionRef(kind="view", id="search", extra=extra))  # fmt: skip
+        rt = self.runtime
+        with rt.database.session() as session:
+            result = lookup(session, query, rt.fingerprinter)
+            if result.unique is not None:
+                key = result.unique
+                allowed = self.permissions.can_revoke(user, key)
+                if not allowed:
+                    return error_modal("Not allowed", allowed.why)
+                ref = ids.ActionRef(kind="key", id=str(key.id), extra=extra)
+                return revoke_modal(key, utcnow(), self.traffic(key), ref)
+            if result.ambiguous:
+                return pick_key_modal(
+                    result.matches[:100], ids.ActionRef(kind="view", id="pick", extra=extra)
+                )
+            message = (
+                "That secret is not in the registry. It is still leaked: revoke it at the provider, and "
+                "register the key so keybot can help next time."
+                if result.query_was_secret
+                else "No key matches what you typed."
+            )
+            return search_modal(
+                result.suggestions, message, ids.ActionRef(kind="view", id="search", extra=extra)
+            )
+
+    def open_revoke_flow(self, body: dict[str, Any], user: str, text: str) -> None:
+        """Open "Loading…" at once (trigger ids die after 3 s), then fill it in."""
+        trigger_id = body.get("trigger_id", "")
+        try:
+            opened = self.api.open_view(trigger_id, loading_modal())
+        except SlackError as error:
+            self.tell(body, f"keybot could not open the form: {error.explanation}")
+            return
+        try:
+            view = self.revoke_view_for(user, text)
+        except Exception:
+            log.exception("revoke form failed")
+            view = error_modal("Something went wrong", "keybot hit an internal error; nothing was changed.")
+        try:
+            self.api.update_view(opened.id, view, hash=opened.hash)
+        except SlackError as error:
+            self.tell(body, f"keybot could not show the form: {error.explanation}")
+
+    def start_in_background(self, run_id: str) -> None:
+        self.publisher.publish(run_id, force=True)
+        self.worker.submit(run_id)

@@ -1,0 +1,66 @@
+"""Slash commands: /revoke-key, /key-owner, /rotate-key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.db.base import utcnow
+from bot.registry.service import lookup
+from bot.runbooks import service
+from bot.slack.blocks.key_card import key_owner_reply
+from bot.slack.context import MAX_COMMAND_TEXT, SlackContext
+
+
+def register(app: App, ctx: SlackContext) -> None:
+    @app.command("/revoke-key")
+    def revoke_key(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        ctx.open_revoke_flow(body, body.get("user_id", ""), str(body.get("text") or ""))
+
+    @app.command("/key-owner")
+    def key_owner(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        query = str(body.get("text") or "").strip()[:MAX_COMMAND_TEXT]
+        if not query:
+            ctx.tell(body, "Usage: `/key-owner <key name, #id, sk-...Xy9Q or the secret>`")
+            return
+        rt = ctx.runtime
+        with rt.database.session() as session:
+            result = lookup(session, query, rt.fingerprinter)
+            traffic = ctx.traffic(result.matches[0]) if result.unique else None
+            text, blocks = key_owner_reply(result.matches[:50], utcnow(), suggestions=result.suggestions,
+                                           query_was_secret=result.query_was_secret, traffic=traffic)  # fmt: skip
+        ctx.tell(body, text, blocks)
+
+    @app.command("/rotate-key")
+    def rotate_key(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user = body.get("user_id", "")
+        query = str(body.get("text") or "").strip()[:MAX_COMMAND_TEXT]
+        rt = ctx.runtime
+        with rt.database.session() as session:
+            result = lookup(session, query, rt.fingerprinter) if query else None
+            if result is None or result.unique is None:
+                text, blocks = key_owner_reply(
+                    result.matches[:50] if result else [], utcnow(),
+                    suggestions=result.suggestions if result else [],
+                    query_was_secret=bool(result and result.query_was_secret),
+                )  # fmt: skip
+                ctx.tell(body, "Which key? " + text if query else "Usage: `/rotate-key <key>`", blocks)
+                return
+            key = result.unique
+            allowed = ctx.permissions.can_revoke(user, key)
+            if not allowed:
+                ctx.tell(body, allowed.why)
+                return
+            key_id, key_name = key.id, key.name
+        try:
+            run_id = service.start_run(rt.database, rt.runbooks, key_id=key_id, runbook="rotate", mode=None,
+                                       actor=user, reason=f"planned rotation requested by <@{user}>")  # fmt: skip
+        except service.RunRefused as refused:
+            ctx.tell(body, str(refused))
+            return
+        ctx.tell(body, f"Rotation of {key_name} started (run `{run_id}`); progress is in the team channel.")
+        ctx.start_in_background(run_id)
