@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     @classmethod
     def _user_list(cls, value: str) -> str:
         users = [u.strip() for u in value.split(",") if u.strip()]
-        bad = [u for u in users if not u[:1] in ("U", "W") or not u.isalnum() or not u.isupper()]
+        bad = [u for u in users if u[:1] not in ("U", "W") or not u.isalnum() or not u.isupper()]
         if bad:
             raise ValueError("expected comma-separated Slack user ids like U024BE7LH")
         return ",".join(users)

@@ -18,8 +18,13 @@ EXAMPLE = REPO / "runbooks" / "examples" / "registry.yaml"
 KEYBOT = [sys.executable, "-c", "from bot.cli.main import main; main()"]
 
 
-def keybot(database_url: str, *args: str, stdin: str | None = None, cwd: Path | None = None,
-           extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def keybot(
+    database_url: str,
+    *args: str,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VAULT_", "OPENAI_"))}
     env.update({"DATABASE_URL": database_url, "KEYBOT_LOG_LEVEL": "DEBUG", "COLUMNS": "200"})
     env.update(extra_env or {})

@@ -24,8 +24,19 @@ from tests.test_engine import vault_versions
 from tests.world import REPO, World, unique_name
 
 KEYBOT = [sys.executable, "-c", "from bot.cli.main import main; main()"]
-STAGED = ["identify", "assess", "contain", "mint", "distribute", "verify_new", "revoke_old", "verify_revoked",
-          "audit", "cleanup", "notify"]  # fmt: skip
+STAGED = [
+    "identify",
+    "assess",
+    "contain",
+    "mint",
+    "distribute",
+    "verify_new",
+    "revoke_old",
+    "verify_revoked",
+    "audit",
+    "cleanup",
+    "notify",
+]
 EFFECTS = ["provider.mint", "vault.write_pending", "provider.revoke", "vault.promote", "vault.destroy"]
 CRASH_POINTS = [f"after:{s}" for s in STAGED] + [f"effect:{e}" for e in EFFECTS]
 
@@ -45,6 +56,7 @@ def keybot_env(world: World, failpoint: str | None = None) -> dict[str, str]:
         KEYBOT_FINGERPRINT_KEY=TEST_FINGERPRINT_KEY,
         KEYBOT_BACKOFF_SCALE="0.01",
         KEYBOT_LOG_FORMAT="json",
+        COLUMNS="200",
     )
     if failpoint:
         env["KEYBOT_FAILPOINTS"] = failpoint

@@ -110,9 +110,13 @@ def test_write_pending_writes_one_version_with_labels(
 def test_custom_metadata_layout(store: VaultStore, openbao: OpenBaoServer, path: str) -> None:
     store.write_pending(path, _canary(), key_id="key_a", run_id="run-a", owner="team-x")
     assert _custom(openbao, path) == {
-        "managed_by": "keybot", "owner": "team-x", "state": "pending",
-        "v1_state": "pending", "v1_run": "run-a", "v1_key_id": "key_a",
-    }  # fmt: skip
+        "managed_by": "keybot",
+        "owner": "team-x",
+        "state": "pending",
+        "v1_state": "pending",
+        "v1_run": "run-a",
+        "v1_key_id": "key_a",
+    }
     store.promote(path, 1)
     store.write_pending(path, _canary(), key_id="key_b", run_id="run-b")
     store.mark_leaked(path, 1)

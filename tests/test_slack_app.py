@@ -98,7 +98,9 @@ def test_full_staged_run_with_two_person_approval(sw: SlackWorld) -> None:
     sw.wait(lambda: not progress_buttons(sw, channel), what="final progress message")
     assert not sw.world.openai.authenticates(old["value"])
     messages = sw.slack.messages(channel)
-    headers = [m for m in messages if any(b.get("block_id", "").startswith("incident") for b in m.get("blocks", []))]
+    headers = [
+        m for m in messages if any(b.get("block_id", "").startswith("incident") for b in m.get("blocks", []))
+    ]
     progress = [m for m in messages if any(b.get("block_id") == "run_title" for b in m.get("blocks", []))]
     assert len(headers) == 1 and len(progress) == 1, "one incident header, one progress message"
     assert progress[0].get("thread_ts") == headers[0]["ts"], "progress is threaded under the incident header"
@@ -164,8 +166,14 @@ def test_leak_watcher_replies_in_thread_without_echo_and_dedupes_retries(sw: Sla
     name = unique_name()
     sw.world.add_key(name, "staging")
     secret = sw.world.keys[name]["value"]
-    event = {"type": "message", "channel": "C0INCIDENT", "user": "U0POSTER1", "text": f"here you go {secret}",
-             "ts": "1700000001.000200", "channel_type": "channel"}  # fmt: skip
+    event = {
+        "type": "message",
+        "channel": "C0INCIDENT",
+        "user": "U0POSTER1",
+        "text": f"here you go {secret}",
+        "ts": "1700000001.000200",
+        "channel_type": "channel",
+    }
     body = event_callback_body(event, event_id="Ev0LEAK0001")
     assert sw.post(body).status == 200
     assert (
@@ -192,10 +200,12 @@ def test_home_tab_is_published(sw: SlackWorld) -> None:
 
 
 def test_slack_published_signature_vector() -> None:
-    body = ("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&"
-            "channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&"
-            "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&"
-            "trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")  # fmt: skip
+    body = (
+        "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&"
+        "channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&"
+        "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&"
+        "trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
     headers = sign_request(SIGNING_SECRET, body, timestamp=1531420618)
     assert (
         headers["X-Slack-Signature"] == "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
@@ -209,7 +219,9 @@ def test_bad_signatures_stale_timestamps_and_bad_bodies(sw: SlackWorld) -> None:
     assert sw.post("x" * 1_100_000).status == 413
     assert sw.post("payload=%7Bnot-json", content_type="application/x-www-form-urlencoded").status < 500
     assert sw.post("{not json", content_type="application/json").status < 500
-    garbage = block_actions_body(ids.APPROVE, "garbage-not-a-ref", response_url=sw.slack.response_url("garbage"))
+    garbage = block_actions_body(
+        ids.APPROVE, "garbage-not-a-ref", response_url=sw.slack.response_url("garbage")
+    )
     assert sw.post(garbage).status == 200
     sw.wait(lambda: bool(sw.slack.response_posts.get("garbage")), what="stale-button answer")
     assert sw.slack.calls_to("views.open") == []

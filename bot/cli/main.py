@@ -8,7 +8,7 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from bot.cli import audit, db, registry, runs, scan, serve
-from bot.cli.context import CliError, err, out, runtime
+from bot.cli.context import CliError, err, runtime
 from bot.config import ConfigError
 from bot.db.migrate import SchemaOutOfDate
 from bot.log import configure_logging
@@ -16,7 +16,6 @@ from bot.registry.fingerprint import FingerprintKeyMismatch
 from bot.registry.store import UnknownTeam
 from bot.runbooks.definitions import RunbookError
 from bot.secrets import redact
-
 
 app = typer.Typer(
     name="keybot",

@@ -7,4 +7,11 @@ from bot.registry import models as registry_models
 from bot.runbooks import models as runbook_models
 from bot.slack import models as slack_models
 
-__all__ = ["Base", "incident_models", "notification_models", "registry_models", "runbook_models", "slack_models"]
+__all__ = [
+    "Base",
+    "incident_models",
+    "notification_models",
+    "registry_models",
+    "runbook_models",
+    "slack_models",
+]

@@ -73,8 +73,11 @@ class SlackContext:
         query = " ".join(w for w in text.split() if w != DRILL_FLAG)[:MAX_COMMAND_TEXT]
         extra = {"drill": "1"} if drill else {}
         if not query:
-            return search_modal([], "Which key leaked? Its name, id, redacted value, or the secret itself.",
-                                ids.ActionRef(kind="view", id="search", extra=extra))  # fmt: skip
+            return search_modal(
+                [],
+                "Which key leaked? Its name, id, redacted value, or the secret itself.",
+                ids.ActionRef(kind="view", id="search", extra=extra),
+            )
         rt = self.runtime
         with rt.database.session() as session:
             result = lookup(session, query, rt.fingerprinter)

@@ -30,8 +30,13 @@ def register(app: App, ctx: SlackContext) -> None:
         with rt.database.session() as session:
             result = lookup(session, query, rt.fingerprinter)
             traffic = ctx.traffic(result.matches[0]) if result.unique else None
-            text, blocks = key_owner_reply(result.matches[:50], utcnow(), suggestions=result.suggestions,
-                                           query_was_secret=result.query_was_secret, traffic=traffic)  # fmt: skip
+            text, blocks = key_owner_reply(
+                result.matches[:50],
+                utcnow(),
+                suggestions=result.suggestions,
+                query_was_secret=result.query_was_secret,
+                traffic=traffic,
+            )
         ctx.tell(body, text, blocks)
 
     @app.command("/rotate-key")
@@ -44,10 +49,11 @@ def register(app: App, ctx: SlackContext) -> None:
             result = lookup(session, query, rt.fingerprinter) if query else None
             if result is None or result.unique is None:
                 text, blocks = key_owner_reply(
-                    result.matches[:50] if result else [], utcnow(),
+                    result.matches[:50] if result else [],
+                    utcnow(),
                     suggestions=result.suggestions if result else [],
                     query_was_secret=bool(result and result.query_was_secret),
-                )  # fmt: skip
+                )
                 ctx.tell(body, "Which key? " + text if query else "Usage: `/rotate-key <key>`", blocks)
                 return
             key = result.unique
@@ -57,8 +63,15 @@ def register(app: App, ctx: SlackContext) -> None:
                 return
             key_id, key_name = key.id, key.name
         try:
-            run_id = service.start_run(rt.database, rt.runbooks, key_id=key_id, runbook="rotate", mode=None,
-                                       actor=user, reason=f"planned rotation requested by <@{user}>")  # fmt: skip
+            run_id = service.start_run(
+                rt.database,
+                rt.runbooks,
+                key_id=key_id,
+                runbook="rotate",
+                mode=None,
+                actor=user,
+                reason=f"planned rotation requested by <@{user}>",
+            )
         except service.RunRefused as refused:
             ctx.tell(body, str(refused))
             return

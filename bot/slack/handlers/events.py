@@ -63,10 +63,25 @@ def register(app: App, ctx: SlackContext) -> None:
                 if key is not None and key.status is KeyStatus.ACTIVE:
                     key.status = KeyStatus.COMPROMISED
             if unowned:
-                incident = open_incident(session, key_id=None, title=f"Unregistered secret posted in <#{channel}>",
-                                         opened_by=poster, reason="leak watcher", severity="sev2")  # fmt: skip
-                append_event(session, incident.id, "leak.detected", "keybot",
-                             {"where": channel, "kinds": [h.kind for h in unowned], "redacted": [h.redacted for h in unowned]})  # fmt: skip
+                incident = open_incident(
+                    session,
+                    key_id=None,
+                    title=f"Unregistered secret posted in <#{channel}>",
+                    opened_by=poster,
+                    reason="leak watcher",
+                    severity="sev2",
+                )
+                append_event(
+                    session,
+                    incident.id,
+                    "leak.detected",
+                    "keybot",
+                    {
+                        "where": channel,
+                        "kinds": [h.kind for h in unowned],
+                        "redacted": [h.redacted for h in unowned],
+                    },
+                )
         message, blocks = leak_warning(
             poster, shown, offer_revoke=True, ask_delete=rt.settings.leak_ask_delete
         )

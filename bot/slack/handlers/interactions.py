@@ -129,8 +129,15 @@ def register(app: App, ctx: SlackContext) -> None:
             ctx.tell(body, allowed.why if allowed is not None else "That key is no longer in the registry.")
             return
         try:
-            run_id = service.start_run(ctx.runtime.database, ctx.runtime.runbooks, key_id=key.id, runbook="rotate",
-                                       mode=None, actor=user, reason=f"rotation requested by <@{user}>")  # fmt: skip
+            run_id = service.start_run(
+                ctx.runtime.database,
+                ctx.runtime.runbooks,
+                key_id=key.id,
+                runbook="rotate",
+                mode=None,
+                actor=user,
+                reason=f"rotation requested by <@{user}>",
+            )
         except service.RunRefused as refused:
             ctx.tell(body, str(refused))
             return

@@ -89,9 +89,17 @@ def register(app: App, ctx: SlackContext) -> None:
                 assert real is not None
                 key_id = rt.sandbox.drill_copy(session, real).id
         try:
-            run_id = service.start_run(rt.database, rt.runbooks, key_id=key_id, runbook="revoke-replace-audit-notify",
-                                       mode=mode, actor=user, reason=reason[:MAX_REASON], severity=severity,
-                                       drill=drill)  # fmt: skip
+            run_id = service.start_run(
+                rt.database,
+                rt.runbooks,
+                key_id=key_id,
+                runbook="revoke-replace-audit-notify",
+                mode=mode,
+                actor=user,
+                reason=reason[:MAX_REASON],
+                severity=severity,
+                drill=drill,
+            )
         except service.RunRefused as refused:
             ack(response_action="errors", errors={ids.REASON_BLOCK: str(refused)[:150]})
             return
@@ -122,14 +130,20 @@ def register(app: App, ctx: SlackContext) -> None:
         with rt.database.session() as session:
             result = lookup(session, query, rt.fingerprinter)
             if result.ambiguous:
-                ack(response_action="update",
-                    view=pick_key_modal(result.matches[:100], ids.ActionRef(kind="view", id="pick", extra=extra)))  # fmt: skip
+                ack(
+                    response_action="update",
+                    view=pick_key_modal(
+                        result.matches[:100], ids.ActionRef(kind="view", id="pick", extra=extra)
+                    ),
+                )
                 return
             key_id = result.unique.id if result.unique else None
             hint = (
-                "That secret is not in the registry." if result.query_was_secret
-                else "No key matches" + (f"; did you mean {', '.join(result.suggestions[:3])}?" if result.suggestions else ".")
-            )  # fmt: skip
+                "That secret is not in the registry."
+                if result.query_was_secret
+                else "No key matches"
+                + (f"; did you mean {', '.join(result.suggestions[:3])}?" if result.suggestions else ".")
+            )
         if key_id is None:
             ack(response_action="errors", errors={ids.SEARCH_BLOCK: hint[:150]})
             return
