@@ -1,4 +1,4 @@
-"""Break-glass from a terminal: `keybot audit verify`, `keybot runbook show`."""
+"""Break-glass from a terminal: revoke, runs, audit verify and runbook show as an operator runs them."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from sqlalchemy import func, select
@@ -12,6 +13,9 @@ from bot.cli.context import err, out, runtime
 from bot.registry.importer import parse_file
 from bot.registry.models import Key
 from bot.registry.store import apply_import
+
+if TYPE_CHECKING:
+    from bot.shell import LocalSlack
 
 EXAMPLE_REGISTRY = Path("runbooks/examples/registry.yaml")
 
@@ -57,17 +61,33 @@ def run_command() -> None:
     _run_shell()
 
 
+def _register_team_channels(emulator: LocalSlack) -> None:
+    """Team channels named `#name` in the registry exist in the local Slack, so their posts show up."""
+    import hashlib
+
+    from bot.registry.models import Team
+
+    with runtime().database.session() as session:
+        for channel in session.scalars(select(Team.slack_channel).where(Team.slack_channel.is_not(None))):
+            if channel and channel.startswith("#"):
+                emulator.add_channel("C0" + hashlib.sha256(channel.encode()).hexdigest()[:8].upper(), channel)
+
+
 def _run_shell() -> None:
-    from bot.shell.adapter import ShellChat
-    from bot.shell.emulator import LocalSlack
+    from bot.log import configure_logging
+    from bot.shell import LocalSlack, ShellChat, commands_from_manifest
     from bot.slack.api import SlackAPI
     from bot.slack.app import build_app, build_context
 
     rt = runtime()
+    settings = rt.settings
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.state_dir / "keybot.log"
+    configure_logging("json", settings.log_level, log_path.open("a", encoding="utf-8"))
     loaded = _load_examples()
-    if rt.settings.openai_admin_key is None and rt.settings.vault_addr is None:
+    if settings.openai_admin_key is None and settings.vault_addr is None:
         err.print(
-            "no OPENAI_ADMIN_KEY / VAULT_ADDR: using the local sandbox (fake provider + OpenBao dev server)"
+            "no OPENAI_ADMIN_KEY or VAULT_ADDR: using the local sandbox (fake OpenAI provider + OpenBao dev server)"
         )
         rt.use_sandbox()
         if loaded:
@@ -75,15 +95,18 @@ def _run_shell() -> None:
                 rt.sandbox.seed_examples(session)
     if loaded:
         err.print(f"loaded the example registry from {EXAMPLE_REGISTRY}")
-    emulator = LocalSlack().start()
-    api = SlackAPI("xoxb-local-shell", base_url=emulator.base_url)
-    ctx = build_context(rt, api, min_interval=0.2)
-    signing_secret = secrets.token_hex(16)
-    app = build_app(ctx, signing_secret)
-    try:
-        ShellChat(app, emulator, signing_secret=signing_secret).run()
-    finally:
-        ctx.worker.shutdown()
-        emulator.stop()
-        if rt.sandbox_started:
-            rt.sandbox.stop()
+    err.print(f"keybot shell chat; logs go to {log_path}. Type help, or /revoke-key payments-openai-staging")
+    with LocalSlack() as emulator:
+        _register_team_channels(emulator)
+        api = SlackAPI(emulator.bot_token, base_url=emulator.base_url)
+        ctx = build_context(rt, api, min_interval=0.2)
+        signing_secret = secrets.token_hex(16)
+        app = build_app(ctx, signing_secret)
+        manifest = Path("slack-manifest.yaml")
+        commands = commands_from_manifest(str(manifest)) if manifest.exists() else []
+        try:
+            ShellChat(app, emulator, signing_secret=signing_secret, commands=commands, settle=1.0).run()
+        finally:
+            ctx.worker.shutdown()
+            if rt.sandbox_started:
+                rt.sandbox.stop()

@@ -239,6 +239,8 @@ def _mark_incident_contained(ctx: StepContext) -> None:
         incident = session.get(Incident, ctx.incident_id)
         if incident is not None and incident.status is IncidentStatus.OPEN:
             set_status(session, incident, IncidentStatus.CONTAINED, ctx.actor)
+            seconds = int((utcnow() - incident.opened_at).total_seconds())
+            ctx.state["time_to_contain"] = f"{seconds // 60} min {seconds % 60} s"
 
 
 def _update_registry(ctx: StepContext) -> None:

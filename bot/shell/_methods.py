@@ -1,0 +1,177 @@
+"""Slack Web API methods as the shell's emulator answers them (the subset keybot calls).
+
+Each handler takes the parsed arguments and returns Slack's JSON; errors are raised as
+:class:`~bot.shell._state.SlackError` and answered as ``{"ok": false, "error": code}`` like Slack does.
+Handlers run under the state's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.shell._model import MAX_VIEW_BLOCKS, Json, SlackError
+from bot.shell._state import SlackState
+
+Args = Mapping[str, Any]
+Method = Callable[[SlackState, Args], Json]
+
+
+def _check_view(view: Any, *, kind: str | None = "modal") -> Mapping[str, Any]:
+    """The view checks that catch real bugs early: not JSON, wrong type, no title, too many blocks."""
+    if not isinstance(view, Mapping):
+        raise SlackError("invalid_arguments", "[ERROR] view must be a JSON object")
+    if kind and view.get("type") != kind:
+        raise SlackError("invalid_arguments", f"[ERROR] view.type must be {kind!r}")
+    if view.get("type") == "modal" and not view.get("title"):
+        raise SlackError("invalid_arguments", "[ERROR] a modal needs a title")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+        raise SlackError(
+            "invalid_arguments", f"[ERROR] view.blocks must be a list of at most {MAX_VIEW_BLOCKS}"
+        )
+    if len(str(view.get("private_metadata") or "")) > 3000:
+        raise SlackError("invalid_arguments", "[ERROR] private_metadata longer than 3000 characters")
+    return view
+
+
+def auth_test(st: SlackState, args: Args) -> Json:
+    return {
+        "ok": True,
+        "url": "https://shell.slack.local/",
+        "team": "Shell",
+        "user": "keybot",
+        "team_id": st.team_id,
+        "user_id": st.bot_user_id,
+        "bot_id": st.bot_id,
+        "is_enterprise_install": False,
+    }
+
+
+def users_info(st: SlackState, args: Args) -> Json:
+    user = st.user(str(args.get("user") or ""))
+    if user is None:
+        raise SlackError("user_not_found")
+    return {"ok": True, "user": dict(user)}
+
+
+def usergroups_users_list(st: SlackState, args: Args) -> Json:
+    users = st.usergroups.get(str(args.get("usergroup") or ""))
+    if users is None:
+        raise SlackError("no_such_subteam")
+    return {"ok": True, "users": list(users)}
+
+
+def conversations_open(st: SlackState, args: Args) -> Json:
+    if args.get("channel"):
+        return {"ok": True, "channel": {"id": st.resolve_channel(args["channel"])}, "already_open": True}
+    users = args.get("users")
+    names = [u for u in users.split(",") if u] if isinstance(users, str) else list(users or [])
+    if not names:
+        raise SlackError("users_list_not_supplied")
+    group = "G" + "".join(str(u)[-3:] for u in names)
+    channel = st.dm_channel(str(names[0])) if len(names) == 1 else group
+    st.channels.setdefault(channel, channel)
+    return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": channel}}
+
+
+def chat_post_message(st: SlackState, args: Args) -> Json:
+    channel = st.resolve_channel(args.get("channel"))
+    message = st.post(channel, args)
+    return {"ok": True, "channel": channel, "ts": message["ts"], "message": dict(message)}
+
+
+def chat_update(st: SlackState, args: Args) -> Json:
+    channel = st.resolve_channel(args.get("channel"))
+    message = st.update(channel, str(args.get("ts") or ""), args)
+    return {
+        "ok": True,
+        "channel": channel,
+        "ts": message["ts"],
+        "text": message.get("text", ""),
+        "message": dict(message),
+    }
+
+
+def chat_delete(st: SlackState, args: Args) -> Json:
+    channel = st.resolve_channel(args.get("channel"))
+    ts = str(args.get("ts") or "")
+    st.delete(channel, ts)
+    return {"ok": True, "channel": channel, "ts": ts}
+
+
+def chat_post_ephemeral(st: SlackState, args: Args) -> Json:
+    channel = st.resolve_channel(args.get("channel"))
+    user = str(args.get("user") or "")
+    if not user:
+        raise SlackError("user_not_in_channel")
+    eph = st.post_ephemeral(channel, user, args)
+    return {"ok": True, "message_ts": eph["ts"]}
+
+
+def chat_get_permalink(st: SlackState, args: Args) -> Json:
+    channel = st.resolve_channel(args.get("channel"))
+    ts = str(args.get("message_ts") or "")
+    if st.find(channel, ts) is None:
+        raise SlackError("message_not_found")
+    link = f"https://shell.slack.local/archives/{channel}/p{ts.replace('.', '')}"
+    return {"ok": True, "channel": channel, "permalink": link}
+
+
+def reactions_add(st: SlackState, args: Args) -> Json:
+    channel = st.resolve_channel(args.get("channel"))
+    st.react(channel, str(args.get("timestamp") or ""), str(args.get("name") or "").strip(":"))
+    return {"ok": True}
+
+
+def views_open(st: SlackState, args: Args) -> Json:
+    view = _check_view(args.get("view"))
+    st.use_trigger(args.get("trigger_id"))
+    return {"ok": True, "view": dict(st.open_modal(view))}
+
+
+def views_push(st: SlackState, args: Args) -> Json:
+    view = _check_view(args.get("view"))
+    st.use_trigger(args.get("trigger_id"))
+    return {"ok": True, "view": dict(st.open_modal(view, push=True))}
+
+
+def views_update(st: SlackState, args: Args) -> Json:
+    if not (args.get("view_id") or args.get("external_id")):
+        raise SlackError("invalid_arguments", "[ERROR] view_id or external_id is required")
+    current = st.find_view(args.get("view_id"), args.get("external_id"))
+    if current is None:
+        raise SlackError("not_found")
+    view = _check_view(args.get("view"), kind=str(current.get("type")))
+    if args.get("hash") and args["hash"] != current["hash"]:
+        raise SlackError("hash_conflict")
+    return {"ok": True, "view": dict(st.update_view(current, view))}
+
+
+def views_publish(st: SlackState, args: Args) -> Json:
+    user = str(args.get("user_id") or "")
+    if not user:
+        raise SlackError("invalid_arguments", "[ERROR] user_id is required")
+    view = _check_view(args.get("view"), kind="home")
+    current = st.homes.get(user)
+    if current and args.get("hash") and args["hash"] != current["hash"]:
+        raise SlackError("hash_conflict")
+    return {"ok": True, "view": dict(st.publish_home(user, view))}
+
+
+METHODS: dict[str, Method] = {
+    "auth.test": auth_test,
+    "users.info": users_info,
+    "usergroups.users.list": usergroups_users_list,
+    "conversations.open": conversations_open,
+    "chat.postMessage": chat_post_message,
+    "chat.update": chat_update,
+    "chat.delete": chat_delete,
+    "chat.postEphemeral": chat_post_ephemeral,
+    "chat.getPermalink": chat_get_permalink,
+    "reactions.add": reactions_add,
+    "views.open": views_open,
+    "views.push": views_push,
+    "views.update": views_update,
+    "views.publish": views_publish,
+}
