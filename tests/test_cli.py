@@ -137,11 +137,3 @@ def test_canary_secret_never_leaks(database: Database, tmp_path: Path) -> None:
     for path in tmp_path.rglob("*"):
         if path.is_file() and path != registry:
             assert middle.encode() not in path.read_bytes(), path
-
-
-def test_run_loads_example_registry(tmp_path: Path) -> None:
-    (tmp_path / "runbooks" / "examples").mkdir(parents=True)
-    (tmp_path / "runbooks" / "examples" / "registry.yaml").write_text(EXAMPLE.read_text())
-    result = keybot(f"sqlite:///{tmp_path}/keybot.db", "run", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "loaded the example registry" in result.stdout and "payments-openai-prod" in result.stdout

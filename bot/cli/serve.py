@@ -87,7 +87,7 @@ def _run_shell() -> None:
     loaded = _load_examples()
     if settings.openai_admin_key is None and settings.vault_addr is None:
         err.print(
-            "no OPENAI_ADMIN_KEY or VAULT_ADDR: using the local sandbox (fake OpenAI provider + OpenBao dev server)"
+            "no OPENAI_ADMIN_KEY or VAULT_ADDR: using the local sandbox (fake provider + OpenBao dev server)"
         )
         rt.use_sandbox()
         if loaded:

@@ -8,7 +8,6 @@ whose changes are printed as text as they happen. Only the transport differs fro
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import re
 import sys
