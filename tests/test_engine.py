@@ -250,3 +250,23 @@ def test_tampered_timeline_is_detected(world: World) -> None:
     with world.database.session() as session:
         _, breaks = verify_chain(session)
     assert len(breaks) == 1 and breaks[0].seq == seq and "modified" in breaks[0].reason
+
+
+def test_sealed_vault_during_mint_then_unsealed(
+    database: object, openai_standin: object, openbao_isolated: object, fingerprinter: object
+) -> None:
+    """OpenBao sealed mid-run: the step needs attention with a clear reason; after unsealing it resumes."""
+    world = World(database, openai_standin, openbao_isolated, fingerprinter, "sealed")  # type: ignore[arg-type]
+    name = unique_name()
+    key_id = world.add_key(name, "staging")
+    run_id = start(world, key_id)
+    world.bao.seal()
+    assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
+    run = run_of(world, run_id)
+    assert run.step("identify").status is StepStatus.NEEDS_ATTENTION
+    assert "sealed" in (run.attention or "").lower() or "unavailable" in (run.attention or "").lower()
+    assert world.openai.authenticates(world.keys[name]["value"]), "nothing outside changed"
+    world.bao.unseal()
+    service.retry_step(world.database, run_id, "U0ONCALL1")
+    assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
+    assert not world.openai.authenticates(world.keys[name]["value"])
