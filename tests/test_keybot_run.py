@@ -25,8 +25,13 @@ class Session:
         env.update(KEYBOT_STATE_DIR=str(cwd / ".keybot"), COLUMNS="160")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from bot.cli.main import main; main()", "run"],
-            cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen = ""
         threading.Thread(target=self._pump, daemon=True).start()
