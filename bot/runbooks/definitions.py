@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.registry.schemas import ENVIRONMENTS
 
-ACTIONS = (
-    "identify",
-    "assess",
-    "contain",
-    "mint",
-    "distribute",
-    "verify_new",
-    "revoke_old",
-    "verify_revoked",
-    "audit",
-    "cleanup",
-    "notify",
-)
 Action = Literal[
     "identify",
     "assess",
@@ -36,6 +23,7 @@ Action = Literal[
     "cleanup",
     "notify",
 ]
+ACTIONS: tuple[str, ...] = get_args(Action)
 # Steps that change something outside keybot; the ordering rules below are about them.
 ORDER_RULES: tuple[tuple[str, str, str], ...] = (
     ("verify_new", "revoke_old", "staged mode never revokes before the replacement is verified"),

@@ -71,6 +71,31 @@ def _free_port_pair() -> int:
     raise RuntimeError("no pair of free loopback ports for OpenBao")
 
 
+def health_of(addr: str) -> dict[str, Any] | None:
+    """An OpenBao server's ``/v1/sys/health`` (sealed/standby answered as 200), or None while unreachable."""
+    url = f"{addr}/v1/sys/health?sealedcode=200&standbyok=true&uninitcode=200"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - loopback http only
+            data: dict[str, Any] = json.loads(resp.read())
+            return data
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def terminate_group(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server started in its own process group: SIGTERM, then SIGKILL after 5 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 class SandboxOpenBao:
     """``start()`` launches ``bao server -dev`` and returns once ``/v1/sys/health`` says unsealed."""
 
@@ -153,28 +178,12 @@ class SandboxOpenBao:
 
     def health(self) -> dict[str, Any] | None:
         """``/v1/sys/health`` (sealed/standby answered as 200), or None while unreachable."""
-        url = f"http://127.0.0.1:{self.port}/v1/sys/health?sealedcode=200&standbyok=true&uninitcode=200"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                data: dict[str, Any] = json.loads(resp.read())
-                return data
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return health_of(f"http://127.0.0.1:{self.port}")
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
         _LIVE.discard(self)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        terminate_group(proc)
 
     def stop(self) -> None:
         """Stop the server and its process group and delete its working directory. Idempotent."""

@@ -21,12 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import hvac
+
+from bot.sandbox.openbao import health_of, terminate_group
 
 __all__ = ["OpenBaoServer", "bao_binary"]
 
@@ -161,28 +161,12 @@ class OpenBaoServer:
 
     def health(self) -> dict[str, Any] | None:
         """``/v1/sys/health`` (with sealed/standby answered as 200), or None when unreachable."""
-        url = f"{self.addr}/v1/sys/health?sealedcode=200&standbyok=true&uninitcode=200"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                data: dict[str, Any] = json.loads(resp.read())
-                return data
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return health_of(self.addr)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         _LIVE.discard(self)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        terminate_group(proc)
 
     def cleanup(self) -> None:
         """``stop()`` and remove the temp dir (audit log included)."""
