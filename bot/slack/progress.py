@@ -31,6 +31,7 @@ class ProgressPublisher:
     _last_sent: dict[str, float] = field(default_factory=dict)
     _pending: dict[str, threading.Timer] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sending: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, run_id: str) -> None:
         self.publish(run_id)
@@ -62,8 +63,10 @@ class ProgressPublisher:
         self.publish(run_id, force=True)
 
     def _send(self, run_id: str) -> None:
+        """Serialised, so a deferred edit and a forced one can never both post the first message."""
         try:
-            self._render_and_send(run_id)
+            with self._sending:
+                self._render_and_send(run_id)
         except SlackError as error:
             log.warning("progress message not updated", run_id=run_id, code=error.code, why=error.explanation)
         except Exception:
