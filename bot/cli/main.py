@@ -32,6 +32,7 @@ app.add_typer(audit.runbook_app, name="runbook")
 app.command("revoke")(runs.revoke_command)
 app.command("serve")(serve.serve_command)
 app.command("run")(serve.run_command)
+app.command("clock")(serve.clock_command)
 app.command("scan")(scan.scan_command)
 
 

@@ -110,3 +110,19 @@ def _run_shell() -> None:
             ctx.worker.shutdown()
             if rt.sandbox_started:
                 rt.sandbox.stop()
+
+
+def clock_command() -> None:
+    """Run the periodic jobs (stale-run recovery, notification delivery); only one clock leads at a time."""
+    from bot.scheduling.clock import Clock
+
+    rt = runtime()
+    sender = None
+    if rt.settings.slack_bot_token is not None:
+        from bot.slack.api import SlackAPI
+        from bot.slack.blocks.messages import notification_blocks
+        from bot.slack.delivery import SlackSender
+
+        sender = SlackSender(SlackAPI.from_settings(rt.settings), render=notification_blocks)
+    out.print("keybot clock started")
+    Clock(rt, sender).run()

@@ -246,13 +246,23 @@ class Engine:
             )
 
     def resume_stale(self, limit: int = 50) -> list[str]:
-        """Pick up running runs whose lease expired (their process died); returns the runs resumed."""
+        """Pick up running runs whose process died; returns the runs resumed.
+
+        A run qualifies when its lease expired, or its holder is a dead process on this host (the claim
+        checks); runs a live process holds are skipped at once.
+        """
         now = utcnow()
         with self.database.session() as session:
             candidates = session.scalars(
                 select(Run.id)
                 .where(Run.status == RunStatus.RUNNING)
-                .where(or_(Run.lease_owner.is_(None), Run.lease_expires_at < now))
+                .where(
+                    or_(
+                        Run.lease_owner.is_(None),
+                        Run.lease_expires_at < now,
+                        Run.lease_owner.startswith(f"{lease.HOST}:"),
+                    )
+                )
                 .order_by(Run.created_at)
                 .limit(limit)
             ).all()

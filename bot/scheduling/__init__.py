@@ -1,0 +1,1 @@
+"""The `clock` process: periodic jobs (stale-run recovery, notification delivery) under a leader lock."""
