@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,9 @@ from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
 DRILL_FLAG = "--drill"
+TRAFFIC_DEADLINE_SECONDS = 2.0
+# The key card must not wait on a slow provider: traffic is fetched with a deadline, off the handler thread.
+_TRAFFIC_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keybot-traffic")
 MAX_COMMAND_TEXT = 2000
 
 
@@ -56,12 +60,13 @@ class SlackContext:
         provider = self.runtime.toolkit.providers.get(key.provider)
         if provider is None or not key.provider_key_id:
             return None
-        try:
-            from bot.runbooks.context import KeyFacts
+        from bot.runbooks.context import KeyFacts
 
-            now = utcnow()
-            buckets = provider.usage(KeyFacts.of(key).ref, now - timedelta(hours=1), now)
-        except (ProviderError, Exception):
+        now = utcnow()
+        pending = _TRAFFIC_POOL.submit(provider.usage, KeyFacts.of(key).ref, now - timedelta(hours=1), now)
+        try:
+            buckets = pending.result(timeout=TRAFFIC_DEADLINE_SECONDS)
+        except (ProviderError, TimeoutError, Exception):
             return "last hour of traffic: unavailable"
         requests = sum(b.requests for b in buckets)
         tokens = sum(b.input_tokens + b.output_tokens for b in buckets)
