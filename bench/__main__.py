@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.registry"]
+BENCHMARKS = ["bench.registry", "bench.engine", "bench.slack_ack"]
 
 
 def main(selected: list[str]) -> None:

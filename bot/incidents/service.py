@@ -88,6 +88,7 @@ def append_event(
             select(TimelineEvent)
             .where(TimelineEvent.incident_id == incident_id)
             .order_by(TimelineEvent.seq.desc())
+            .limit(1)
         ).first()
         seq = last.seq + 1 if last else 1
         prev = last.hash if last else GENESIS

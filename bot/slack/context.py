@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,9 @@ DRILL_FLAG = "--drill"
 TRAFFIC_DEADLINE_SECONDS = 2.0
 # The key card must not wait on a slow provider: traffic is fetched with a deadline, off the handler thread.
 _TRAFFIC_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keybot-traffic")
+# Follow-up work after an ack runs here, not in Bolt's listener pool, so a burst of commands never delays
+# the next request's ack behind the previous one's modal building.
+_FOLLOW_UP = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keybot-follow-up")
 MAX_COMMAND_TEXT = 2000
 
 
@@ -41,6 +45,17 @@ class SlackContext:
     permissions: Permissions
     publisher: ProgressPublisher
     worker: RunWorker
+
+    def later(self, work: Callable[..., object], *args: Any) -> None:
+        """Run `work` after the handler returned its ack; failures are logged, never raised into Bolt."""
+
+        def guarded() -> None:
+            try:
+                work(*args)
+            except Exception:
+                log.exception("follow-up work failed", work=getattr(work, "__name__", "?"))
+
+        _FOLLOW_UP.submit(guarded)
 
     def tell(self, body: dict[str, Any], text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """A private answer to whoever clicked or typed: response_url when Slack gave one, else ephemeral."""

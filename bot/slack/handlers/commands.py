@@ -17,11 +17,14 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.command("/revoke-key")
     def revoke_key(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        ctx.open_revoke_flow(body, body.get("user_id", ""), str(body.get("text") or ""))
+        ctx.later(ctx.open_revoke_flow, body, body.get("user_id", ""), str(body.get("text") or ""))
 
     @app.command("/key-owner")
     def key_owner(ack: Ack, body: dict[str, Any]) -> None:
         ack()
+        ctx.later(answer_key_owner, body)
+
+    def answer_key_owner(body: dict[str, Any]) -> None:
         query = str(body.get("text") or "").strip()[:MAX_COMMAND_TEXT]
         if not query:
             ctx.tell(body, "Usage: `/key-owner <key name, #id, sk-...Xy9Q or the secret>`")
@@ -42,6 +45,9 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.command("/rotate-key")
     def rotate_key(ack: Ack, body: dict[str, Any]) -> None:
         ack()
+        ctx.later(start_rotation, body)
+
+    def start_rotation(body: dict[str, Any]) -> None:
         user = body.get("user_id", "")
         query = str(body.get("text") or "").strip()[:MAX_COMMAND_TEXT]
         rt = ctx.runtime

@@ -42,6 +42,9 @@ def register(app: App, ctx: SlackContext) -> None:
     rt = ctx.runtime
 
     @app.event("message")
+    def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
+        ctx.later(watch_for_leaks, body, event)
+
     def watch_for_leaks(body: dict[str, Any], event: dict[str, Any]) -> None:
         text, poster, ts = _message_text(event)
         if not text or not poster:
@@ -91,6 +94,9 @@ def register(app: App, ctx: SlackContext) -> None:
             log.warning("leak warning not posted", code=error.code, why=error.explanation)
 
     @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any]) -> None:
+        ctx.later(home, event)
+
     def home(event: dict[str, Any]) -> None:
         user = str(event.get("user") or "")
         if not user or event.get("tab", "home") != "home":

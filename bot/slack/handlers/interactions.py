@@ -68,17 +68,17 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action(ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        decide(body, "approve")
+        ctx.later(decide, body, "approve")
 
     @app.action(ids.RETRY)
     def retry(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        decide(body, "retry_step")
+        ctx.later(decide, body, "retry_step")
 
     @app.action(ids.MARK_DONE)
     def mark_done(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        decide(body, "mark_done", "marked done in Slack")
+        ctx.later(decide, body, "mark_done", "marked done in Slack")
 
     def open_modal(body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
@@ -112,7 +112,7 @@ def register(app: App, ctx: SlackContext) -> None:
             ctx.tell(body, "That button belongs to an older or unknown message.")
             return
         query = ref.id if ref.extra.get("by") == "name" else f"#{ref.id}"
-        ctx.open_revoke_flow(body, _user(body), query)
+        ctx.later(ctx.open_revoke_flow, body, _user(body), query)
 
     @app.action(ids.ROTATE_NOW)
     def rotate_now(ack: Ack, body: dict[str, Any]) -> None:

@@ -1,0 +1,471 @@
+"""The runbook engine against the sandbox provider and a real OpenBao: per-run latency, the engine's overhead
+over the same outside calls made directly, and a bulk leak of 1,000 keys revoked through the engine.
+
+Each database target gets a fresh sandbox provider (its audit log and service accounts grow with every run,
+and the sandbox scans them linearly), so SQLite and PostgreSQL see the same outside world. OpenBao is shared:
+every key has its own path. Environment: BENCH_BULK_KEYS (1000), BENCH_ENGINE_RUNS (30 per mode),
+BENCH_SANDBOX_NAGLE=1 to keep the sandbox provider's Nagle stalls (see `_sandbox_without_nagle`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, cast
+
+import hvac
+import yaml
+from pydantic import SecretStr
+from sqlalchemy import event, select
+
+from bench.common import database_targets, figure, percentile
+from bot.db.migrate import ensure_schema
+from bot.db.session import Database
+from bot.log import configure_logging
+from bot.providers.base import KeyProvider, KeyRef, SecretStore
+from bot.providers.openai_admin import OpenAIAdminProvider
+from bot.providers.vault import VaultStore
+from bot.registry.fingerprint import Fingerprinter
+from bot.registry.importer import parse_yaml
+from bot.registry.models import Key
+from bot.registry.store import apply_import
+from bot.runbooks import service
+from bot.runbooks.context import Toolkit
+from bot.runbooks.definitions import RunbookDefinition, load_runbooks
+from bot.runbooks.engine import Engine, EngineConfig
+from bot.runbooks.models import Run, RunStatus
+from bot.sandbox import SandboxOpenAI, SandboxOpenBao, openai_server
+
+REPO = Path(__file__).resolve().parents[1]
+RUNBOOK = "revoke-replace-audit-notify"
+MODES = ("emergency", "staged")
+RUNS = int(os.environ.get("BENCH_ENGINE_RUNS", "30"))
+BULK = int(os.environ.get("BENCH_BULK_KEYS", "1000"))
+WORKERS = 8
+WARMUP = 2
+PROJECTS = 20  # keys spread over projects: the provider's mint lists every service account in the project
+ACTOR = "U0BENCH001"
+REASON = "benchmark: key pasted in a public gist"
+CONFIG = EngineConfig(backoff_scale=0.0)
+EXPOSURE = timedelta(days=7)  # the actions' look-back; keys were last rotated long before it
+FINGERPRINT_KEY = b"bench-engine-fingerprint-key-0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A sandbox key whose value is version 1 (the leaked one) at `path` in OpenBao."""
+
+    name: str
+    key_id: str
+    project: str
+    path: str
+    value: str
+
+    @property
+    def ref(self) -> KeyRef:
+        return KeyRef(self.key_id, self.project, f"{self.value[:8]}...{self.value[-4:]}", self.name)
+
+
+def _sandbox_main(conn: Connection, nodelay: bool) -> None:
+    """Child process: serve a SandboxOpenAI and answer add_key / authenticates / stop over `conn`."""
+    if nodelay:
+        openai_server._Handler.disable_nagle_algorithm = True
+    sandbox = SandboxOpenAI().start()
+    conn.send((sandbox.base_url, sandbox.admin_key))
+    while True:
+        command, *args = conn.recv()
+        if command == "add_key":
+            conn.send(sandbox.add_key(*args))
+        elif command == "authenticates":
+            conn.send(sandbox.authenticates(*args))
+        else:
+            sandbox.stop()
+            conn.send(None)
+            return
+
+
+class RemoteSandbox:
+    """The sandbox provider in its own process. In production OpenAI is remote; served in-process, the
+    sandbox's request handling would compete with the engine for this process's GIL and be billed to it."""
+
+    def __init__(self, nodelay: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_sandbox_main, args=(child, nodelay), daemon=True)
+        self._process.start()
+        child.close()  # so a child that dies before answering is an EOFError here, not a hang
+        self.base_url, self.admin_key = self._conn.recv()
+        self._lock = threading.Lock()
+
+    def _ask(self, *message: object) -> Any:
+        with self._lock:
+            self._conn.send(message)
+            return self._conn.recv()
+
+    def add_key(self, project: str, name: str) -> tuple[str, str]:
+        key_id, value = self._ask("add_key", project, name)
+        return str(key_id), str(value)
+
+    def authenticates(self, value: str) -> bool:
+        return bool(self._ask("authenticates", value))
+
+    def stop(self) -> None:
+        if self._process.is_alive():
+            with suppress(EOFError, OSError):
+                self._ask("stop")
+            self._process.join(5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+
+
+class World:
+    """A fresh sandbox provider, the shared OpenBao, and toolkits pointing at both."""
+
+    def __init__(self, bao: SandboxOpenBao, fingerprinter: Fingerprinter, nodelay: bool) -> None:
+        self.bao = bao
+        self.fingerprinter = fingerprinter
+        self.openai = RemoteSandbox(nodelay)
+        self.vault = hvac.Client(url=bao.addr, token=bao.token, timeout=10)
+
+    def toolkit(self) -> Toolkit:
+        provider = OpenAIAdminProvider(SecretStr(self.openai.admin_key), self.openai.base_url, timeout=10.0)
+        vault = hvac.Client(url=self.bao.addr, token=self.bao.token, timeout=10)
+        return Toolkit({"openai": provider}, VaultStore(vault), self.fingerprinter)
+
+    def seed(self, names: list[str]) -> list[Seeded]:
+        out = []
+        for i, name in enumerate(names):
+            project = f"proj_bench_{i % PROJECTS:02d}"
+            key_id, value = self.openai.add_key(project, name)
+            path = f"secret/bench/{name}"
+            self.vault.secrets.kv.v2.create_or_update_secret(
+                path=path.removeprefix("secret/"), secret={"api_key": value}, mount_point="secret"
+            )
+            out.append(Seeded(name, key_id, project, path, value))
+        return out
+
+    def register(self, database: Database, keys: list[Seeded]) -> dict[str, int]:
+        """Staging keys (no approval gate), one owner/backup/consumer each, rotated long ago."""
+        rotated = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+        document = {
+            "teams": [{"name": "bench", "channel": "#bench-oncall", "manager": "U0MANAGER1"}],
+            "keys": [
+                {
+                    "name": k.name,
+                    "provider": "openai",
+                    "provider_key_id": k.key_id,
+                    "project": k.project,
+                    "environment": "staging",
+                    "vault_path": k.path,
+                    "secret": k.value,
+                    "team": "bench",
+                    "owners": ["U0OWNER001"],
+                    "backups": ["U0BACKUP01"],
+                    "consumers": [{"name": f"api-{k.name}", "contact": "U0CONSUME1"}],
+                    "rotation_days": 90,
+                    "last_rotated": rotated,
+                }
+                for k in keys
+            ],
+        }
+        with database.session() as session:
+            apply_import(session, parse_yaml(yaml.safe_dump(document)), self.fingerprinter)
+            names = [k.name for k in keys]
+            ids = {n: i for n, i in session.execute(select(Key.name, Key.id).where(Key.name.in_(names)))}
+        return ids
+
+    def stop(self) -> None:
+        self.openai.stop()
+
+
+class Timed:
+    """Wraps a provider or secret store; adds up the wall time and number of calls made through it."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        return timed
+
+    def take(self) -> tuple[float, int]:
+        taken = (self.seconds * 1000, self.calls)
+        self.seconds, self.calls = 0.0, 0
+        return taken
+
+
+def _sandbox_without_nagle() -> bool:
+    """The sandbox provider's handler writes headers and body separately without TCP_NODELAY, so every
+    reply on a kept-alive connection waits ~40 ms for the client's delayed ACK (tests/standins/_http.py sets
+    `disable_nagle_algorithm` for exactly this). That stall is an artefact of the stand-in, not of keybot or
+    OpenAI, and it would swamp the engine's own cost; it is switched off here unless BENCH_SANDBOX_NAGLE=1."""
+    return os.environ.get("BENCH_SANDBOX_NAGLE") != "1"
+
+
+# ---- the baseline: the engine's outside calls, made directly ----------------------------------------
+
+
+def direct(
+    provider: KeyProvider, store: SecretStore, key: Seeded, mode: str, *, listed: bool = False
+) -> None:
+    """What the runbook's actions call on the provider and Vault, in the engine's order, with nothing else.
+
+    `listed=False` makes every outside call the actions make (identify's versions + mark_leaked, mint's
+    find_run_version, both assess and audit reading usage and audit events). `listed=True` is the shorter
+    list from the benchmark's brief: it assumes the leaked version is 1 and reads usage/audit events once.
+    """
+    run_id = "run_direct_" + secrets.token_hex(6)
+    ref, path = key.ref, key.path
+    end = datetime.now(UTC)
+    start = end - EXPOSURE
+    leaked = 1
+    if not listed:
+        states = ("destroyed", "deleted", "previous")
+        leaked = max(v.version for v in store.versions(path) if v.state not in states)
+        mark = getattr(store, "mark_leaked", None)
+        if callable(mark):
+            mark(path, leaked)
+    state: dict[str, Any] = {}
+
+    def mint() -> None:
+        if not listed:
+            assert store.find_run_version(path, run_id) is None
+        minted = provider.mint(ref, idempotency_key=f"{run_id}-mint")
+        stored = store.write_pending(path, minted.value, key_id=minted.key_id, run_id=run_id)
+        state["new_version"] = stored.version
+
+    def verify_new() -> None:
+        if not provider.authenticates(store.read(path, state["new_version"])):
+            raise AssertionError("replacement does not authenticate")
+
+    def revoke() -> None:
+        provider.revoke(ref, idempotency_key=f"{run_id}-revoke_old")
+
+    def verify_revoked() -> None:
+        if provider.find(ref) is not None or provider.authenticates(store.read(path, leaked)):
+            raise AssertionError("old key still alive")
+
+    def audit() -> None:
+        provider.usage(ref, start, end)
+        provider.audit_events(ref, start, end)
+
+    if mode == "staged":
+        if provider.find(ref) is not None:
+            provider.usage(ref, start, end)
+        provider.audit_events(ref, start, end)
+        steps = [mint, verify_new, revoke, verify_revoked] + ([] if listed else [audit])
+    else:
+        steps = [revoke, verify_revoked, mint, verify_new, audit]
+    for step in steps:
+        step()
+    store.promote(path, state["new_version"])
+    store.destroy(path, leaked)
+
+
+# ---- measurements -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def counting_statements(database: Database) -> Iterator[Callable[[], int]]:
+    count = [0]
+
+    def on_execute(*_: Any) -> None:
+        count[0] += 1
+
+    event.listen(database.engine, "before_cursor_execute", on_execute)
+    try:
+        yield lambda: count[0]
+    finally:
+        event.remove(database.engine, "before_cursor_execute", on_execute)
+
+
+def engine_run(database: Database, runbooks: dict[str, RunbookDefinition], engine: Engine, key_id: int,
+               mode: str) -> tuple[str, RunStatus]:  # fmt: skip
+    run_id = service.start_run(
+        database, runbooks, key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON
+    )
+    return run_id, engine.execute(run_id)
+
+
+def bulk(database: Database, runbooks: dict[str, RunbookDefinition], world: World, key_ids: list[int]
+         ) -> tuple[float, list[float], Counter[str]]:  # fmt: skip
+    """`key_ids` revoked and replaced by WORKERS threads, one Engine (and toolkit) per thread."""
+    local = threading.local()
+
+    def one(key_id: int) -> tuple[float, str]:
+        engine = getattr(local, "engine", None)
+        if engine is None:
+            engine = local.engine = Engine(database, runbooks, world.toolkit(), CONFIG)
+        started = time.perf_counter()
+        try:
+            _, status = engine_run(database, runbooks, engine, key_id, "emergency")
+            outcome = status.value
+        except Exception as error:
+            outcome = f"raised {type(error).__name__}: {str(error)[:120]}"
+        return (time.perf_counter() - started) * 1000, outcome
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="bulk") as pool:
+        results = list(pool.map(one, key_ids))
+    seconds = time.perf_counter() - started
+    return seconds, [ms for ms, _ in results], Counter(outcome for _, outcome in results)
+
+
+def run() -> None:
+    configure_logging("auto", "WARNING", sys.stderr)  # a failing step logs there, not between the figures
+    runbooks = load_runbooks(REPO / "runbooks")
+    fingerprinter = Fingerprinter(FINGERPRINT_KEY)
+    direct_ms: dict[str, list[float]] = {m: [] for m in MODES}
+    listed_ms: dict[str, list[float]] = {m: [] for m in MODES}
+    engine_p50: dict[tuple[str, str], float] = {}
+    nodelay = _sandbox_without_nagle()
+    if nodelay:
+        print("# sandbox provider replies with TCP_NODELAY (BENCH_SANDBOX_NAGLE=1 measures it as shipped)")
+    bao = SandboxOpenBao().start()
+    try:
+        for dialect, url in database_targets("engine"):
+            started_target = time.perf_counter()
+            world = World(bao, fingerprinter, nodelay)
+            database = Database(url)
+            try:
+                ensure_schema(database.engine)
+                measure(dialect, database, runbooks, world, direct_ms, listed_ms, engine_p50)
+                run_bulk(dialect, database, runbooks, world)
+            finally:
+                world.stop()
+                database.dispose()
+            print(f"# engine bench on {dialect}: {time.perf_counter() - started_target:.1f} s", flush=True)
+    finally:
+        bao.stop()
+    for mode in MODES:
+        if not direct_ms[mode]:
+            continue
+        base = percentile(direct_ms[mode], 50)
+        figure(f"engine.{mode}.direct.p50", base, "ms")
+        figure(f"engine.{mode}.direct_listed.p50", percentile(listed_ms[mode], 50), "ms")
+        for (dialect, m), p50 in engine_p50.items():
+            if m == mode:
+                figure(f"engine.{mode}.{dialect}.overhead_ratio", p50 / base, "x")
+
+
+def measure(
+    dialect: str,
+    database: Database,
+    runbooks: dict[str, RunbookDefinition],
+    world: World,
+    direct_ms: dict[str, list[float]],
+    listed_ms: dict[str, list[float]],
+    engine_p50: dict[tuple[str, str], float],
+) -> None:
+    """Per mode: RUNS engine runs, each followed by a direct run and a listed-calls run on other keys."""
+    plain = world.toolkit()
+    timed_provider, timed_store = Timed(plain.providers["openai"]), Timed(plain.store)
+    provider, store = cast(KeyProvider, timed_provider), cast(SecretStore, timed_store)
+    toolkit = Toolkit({"openai": provider}, store, plain.fingerprinter)
+    engine = Engine(database, runbooks, toolkit, CONFIG)
+    count = (RUNS + WARMUP) * len(MODES)
+    engine_keys = world.seed([f"{dialect}-e{i:04d}" for i in range(count)])
+    direct_keys = world.seed([f"{dialect}-d{i:04d}" for i in range(count)])
+    listed_keys = world.seed([f"{dialect}-l{i:04d}" for i in range(count)])
+    ids = world.register(database, engine_keys)
+    for m, mode in enumerate(MODES):
+        samples: list[float] = []
+        statements: list[float] = []
+        outside: list[float] = []
+        calls: list[float] = []
+        failed = Counter[str]()
+        for i in range(RUNS + WARMUP):
+            n = m * (RUNS + WARMUP) + i
+            key_id = ids[engine_keys[n].name]
+            with counting_statements(database) as executed:
+                started = time.perf_counter()
+                timed_provider.take(), timed_store.take()
+                check(engine_run(database, runbooks, engine, key_id, mode), failed)
+                ms = (time.perf_counter() - started) * 1000
+            (p_ms, p_calls), (s_ms, s_calls) = timed_provider.take(), timed_store.take()
+            started = time.perf_counter()
+            direct(provider, store, direct_keys[n], mode)
+            d_ms = (time.perf_counter() - started) * 1000
+            d_calls = timed_provider.take()[1] + timed_store.take()[1]
+            started = time.perf_counter()
+            direct(provider, store, listed_keys[n], mode, listed=True)
+            l_ms = (time.perf_counter() - started) * 1000
+            l_calls = timed_provider.take()[1] + timed_store.take()[1]
+            if i >= WARMUP:
+                samples.append(ms)
+                statements.append(executed())
+                outside.append(p_ms + s_ms)
+                calls.append(p_calls + s_calls)
+                direct_ms[mode].append(d_ms)
+                listed_ms[mode].append(l_ms)
+        figure(f"engine.{mode}.{dialect}.p50", percentile(samples, 50), "ms")
+        figure(f"engine.{mode}.{dialect}.p95", percentile(samples, 95), "ms")
+        figure(f"engine.{mode}.{dialect}.outside_calls_ms.p50", percentile(outside, 50), "ms")
+        figure(
+            f"engine.{mode}.{dialect}.own_ms.p50",
+            percentile([a - b for a, b in zip(samples, outside, strict=True)], 50),
+            "ms",
+        )
+        figure(f"engine.{mode}.{dialect}.outside_calls_per_run", percentile(calls, 50), "calls")
+        figure(f"engine.{mode}.{dialect}.sql_statements_per_run", percentile(statements, 50), "statements")
+        engine_p50[(dialect, mode)] = percentile(samples, 50)
+        print(f"# {mode} on {dialect}: provider/Vault calls per run: engine {calls[-1]:.0f}, "
+              f"direct {d_calls}, direct_listed {l_calls}", flush=True)  # fmt: skip
+        for outcome, times in failed.items():
+            print(f"# warning: {times} {mode} run(s) on {dialect} ended {outcome}", flush=True)
+
+
+def check(result: tuple[str, RunStatus], failed: Counter[str]) -> None:
+    if result[1] is not RunStatus.SUCCEEDED:
+        failed[result[1].value] += 1
+
+
+def run_bulk(dialect: str, database: Database, runbooks: dict[str, RunbookDefinition], world: World) -> None:
+    keys = world.seed([f"{dialect}-bulk{i:05d}" for i in range(BULK)])
+    ids = world.register(database, keys)
+    key_ids = [ids[k.name] for k in keys]
+    seconds, per_run, outcomes = bulk(database, runbooks, world, key_ids)
+    figure(f"engine.bulk_{BULK}.{dialect}.seconds", seconds, "s")
+    figure(f"engine.bulk_{BULK}.{dialect}.runs_per_second", len(key_ids) / seconds, "runs/s")
+    figure(f"engine.bulk_{BULK}.{dialect}.run_p50", percentile(per_run, 50), "ms")
+    figure(f"engine.bulk_{BULK}.{dialect}.run_p99", percentile(per_run, 99), "ms")
+    with database.session() as session:
+        stored = Counter(
+            status.value for status in session.scalars(select(Run.status).where(Run.key_id.in_(key_ids)))
+        )
+    bad = {k: v for k, v in outcomes.items() if k != RunStatus.SUCCEEDED.value}
+    if bad or stored.get(RunStatus.SUCCEEDED.value, 0) != len(key_ids):
+        print(
+            f"# warning: bulk on {dialect}: {stored.get(RunStatus.SUCCEEDED.value, 0)}/{len(key_ids)} runs "
+            f"SUCCEEDED; stored statuses {dict(stored)}; execute outcomes {dict(bad)}",
+            flush=True,
+        )
+    alive = sum(1 for k in keys if world.openai.authenticates(k.value))
+    if alive:
+        print(f"# warning: bulk on {dialect}: {alive} leaked key(s) still authenticate", flush=True)
