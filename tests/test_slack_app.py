@@ -127,7 +127,7 @@ def test_emergency_run_without_approval_on_staging(sw: SlackWorld) -> None:
 def test_skip_and_abort_through_modals(sw: SlackWorld) -> None:
     name = unique_name()
     key_id = sw.world.add_key(name, "staging")
-    sw.world.openai.inject(r"/api_keys/", status=500, times=None, method="DELETE")
+    sw.world.openai.inject(r"/api_keys/", status=403, times=None, method="DELETE")
     submit_revoke(sw, key_id, "staged", "leaked")
     sw.wait(lambda: sw.run_status() is RunStatus.NEEDS_ATTENTION, what="needs attention")
     run = sw.latest_run()
