@@ -15,7 +15,7 @@ from bot.registry.models import Key
 from bot.registry.service import lookup
 from bot.runtime import Runtime
 from bot.slack import ids
-from bot.slack.api import SlackAPI, SlackError
+from bot.slack.api import OpenedView, SlackAPI, SlackError
 from bot.slack.blocks.revoke_modal import (
     error_modal,
     loading_modal,
@@ -123,13 +123,16 @@ class SlackContext:
             )
 
     def open_revoke_flow(self, body: dict[str, Any], user: str, text: str) -> None:
-        """Open "Loading…" at once (trigger ids die after 3 s), then fill it in."""
+        """Open "Loading…" now, in the listener (trigger ids die after 3 s); fill it in after the ack."""
         trigger_id = body.get("trigger_id", "")
         try:
             opened = self.api.open_view(trigger_id, loading_modal())
         except SlackError as error:
-            self.tell(body, f"keybot could not open the form: {error.explanation}")
+            self.later(self.tell, body, f"keybot could not open the form: {error.explanation}")
             return
+        self.later(self._fill_revoke_view, body, user, text, opened)
+
+    def _fill_revoke_view(self, body: dict[str, Any], user: str, text: str, opened: OpenedView) -> None:
         try:
             view = self.revoke_view_for(user, text)
         except Exception:

@@ -112,7 +112,7 @@ def register(app: App, ctx: SlackContext) -> None:
             ctx.tell(body, "That button belongs to an older or unknown message.")
             return
         query = ref.id if ref.extra.get("by") == "name" else f"#{ref.id}"
-        ctx.later(ctx.open_revoke_flow, body, _user(body), query)
+        ctx.open_revoke_flow(body, _user(body), query)
 
     @app.action(ids.ROTATE_NOW)
     def rotate_now(ack: Ack, body: dict[str, Any]) -> None:
