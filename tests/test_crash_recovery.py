@@ -24,22 +24,10 @@ from bot.notifications.models import Notification
 from bot.runbooks.models import Run, RunStatus
 from tests.conftest import TEST_FINGERPRINT_KEY
 from tests.test_engine import vault_versions
-from tests.world import REPO, World, unique_name
+from tests.world import REPO, RUNBOOKS, World, unique_name
 
 KEYBOT = [sys.executable, "-c", "from bot.cli.main import main; main()"]
-STAGED = [
-    "identify",
-    "assess",
-    "contain",
-    "mint",
-    "distribute",
-    "verify_new",
-    "revoke_old",
-    "verify_revoked",
-    "audit",
-    "cleanup",
-    "notify",
-]
+STAGED = RUNBOOKS["revoke-replace-audit-notify"].modes["staged"]
 EFFECTS = ["provider.mint", "vault.write_pending", "provider.revoke", "vault.promote", "vault.destroy"]
 CRASH_POINTS = [f"after:{s}" for s in STAGED] + [f"effect:{e}" for e in EFFECTS]
 
