@@ -6,10 +6,7 @@ one incident collide on (incident_id, seq) and are retried, so the chain never f
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
+from bot.incidents import chain
+from bot.incidents.chain import GENESIS, PendingEvent, event_hash
 from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
-from bot.secrets import redact_obj
 
-GENESIS = "0" * 64
 APPEND_ATTEMPTS = 5
 
 
@@ -43,34 +40,6 @@ def open_incident(
     return incident
 
 
-def _canonical(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def event_hash(
-    prev_hash: str,
-    incident_id: int,
-    seq: int,
-    at: datetime,
-    actor: str,
-    kind: str,
-    run_id: str | None,
-    step: str | None,
-    data: dict[str, Any],
-) -> str:
-    body = {
-        "incident": incident_id,
-        "seq": seq,
-        "at": at.isoformat(),
-        "actor": actor,
-        "kind": kind,
-        "run": run_id,
-        "step": step,
-        "data": data,
-    }
-    return hashlib.sha256(prev_hash.encode() + _canonical(body)).hexdigest()
-
-
 def append_event(
     session: Session,
     incident_id: int,
@@ -80,40 +49,17 @@ def append_event(
     *,
     run_id: str | None = None,
     step: str | None = None,
-) -> TimelineEvent:
+) -> None:
     """Append one redacted event; data is normalised through JSON so the stored form is what was hashed."""
-    clean: dict[str, Any] = json.loads(_canonical(redact_obj(data or {})))
+    event = PendingEvent.now(kind, actor, data, run_id=run_id, step=step)
     for attempt in range(APPEND_ATTEMPTS):
-        last = session.scalars(
-            select(TimelineEvent)
-            .where(TimelineEvent.incident_id == incident_id)
-            .order_by(TimelineEvent.seq.desc())
-            .limit(1)
-        ).first()
-        seq = last.seq + 1 if last else 1
-        prev = last.hash if last else GENESIS
-        now = utcnow()
-        at = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        event = TimelineEvent(
-            incident_id=incident_id,
-            seq=seq,
-            at=at,
-            actor=actor[:120],
-            kind=kind,
-            run_id=run_id,
-            step=step,
-            data=clean,
-            prev_hash=prev,
-            hash=event_hash(prev, incident_id, seq, at, actor[:120], kind, run_id, step, clean),
-        )
         try:
             with session.begin_nested():
-                session.add(event)
-            return event
+                chain.write(session, incident_id, chain.head(session, incident_id), [event])
+            return
         except IntegrityError:
             if attempt == APPEND_ATTEMPTS - 1:
                 raise
-    raise AssertionError("unreachable")
 
 
 def timeline(session: Session, incident_id: int) -> list[TimelineEvent]:

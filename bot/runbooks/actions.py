@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import Table, update
+from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
+from bot.incidents.models import IncidentStatus
 from bot.notifications import render
 from bot.notifications.service import Message, enqueue
 from bot.providers.base import KeyProvider, ProviderError
@@ -219,7 +223,9 @@ def notify(ctx: StepContext) -> Result:
 
 
 def _enqueue(ctx: StepContext, messages: list[Message], dedupe: str | None = None) -> int:
-    with ctx.database.session() as session:
+    """Queue the messages in their own write, so delivery can start while the run goes on."""
+
+    def add(session: Session) -> int:
         return enqueue(
             session,
             messages,
@@ -228,35 +234,37 @@ def _enqueue(ctx: StepContext, messages: list[Message], dedupe: str | None = Non
             run_id=ctx.run_id,
         )
 
+    added, _ = ctx.journal.commit_with(add)
+    return added or 0
+
 
 def _mark_incident_contained(ctx: StepContext) -> None:
-    from bot.incidents.models import Incident, IncidentStatus
-    from bot.incidents.service import set_status
-
-    if ctx.incident_id is None:
+    run = ctx.journal.run
+    if run.incident_status is not IncidentStatus.OPEN:
         return
-    with ctx.database.session() as session:
-        incident = session.get(Incident, ctx.incident_id)
-        if incident is not None and incident.status is IncidentStatus.OPEN:
-            set_status(session, incident, IncidentStatus.CONTAINED, ctx.actor)
-            seconds = int((utcnow() - incident.opened_at).total_seconds())
-            ctx.state["time_to_contain"] = f"{seconds // 60} min {seconds % 60} s"
+    ctx.journal.set_incident_status(IncidentStatus.CONTAINED, ctx.actor)
+    if run.incident_opened_at is not None:
+        seconds = int((utcnow() - run.incident_opened_at).total_seconds())
+        ctx.state["time_to_contain"] = f"{seconds // 60} min {seconds % 60} s"
 
 
 def _update_registry(ctx: StepContext) -> None:
     """The registry row now describes the replacement; the leaked secret's fingerprint is retired."""
-    with ctx.database.session() as session:
-        key = session.get(Key, ctx.key.id)
-        if key is None or ctx.state.get("new_key_id") is None:
-            return
-        key.provider_key_id = ctx.state["new_key_id"]
-        key.fingerprint = ctx.state.get("new_fingerprint")
-        redacted = ctx.state.get("new_redacted")
-        if redacted and "..." in redacted:
-            key.secret_family, key.secret_last4 = redacted.split("...", 1)[0], redacted[-4:]
-        key.last_rotated_at = utcnow()
-        key.status = KeyStatus.ACTIVE
-        key.vault_path = ctx.key.vault_path
+    if ctx.state.get("new_key_id") is None:
+        return
+    values: dict[str, Any] = {
+        "provider_key_id": ctx.state["new_key_id"],
+        "fingerprint": ctx.state.get("new_fingerprint"),
+        "last_rotated_at": utcnow(),
+        "status": KeyStatus.ACTIVE,
+        "vault_path": ctx.key.vault_path,
+    }
+    redacted = ctx.state.get("new_redacted")
+    if redacted and "..." in redacted:
+        values["secret_family"], values["secret_last4"] = redacted.split("...", 1)[0], redacted[-4:]
+    keys = cast(Table, Key.__table__)
+    statement = update(keys).where(keys.c.id == ctx.key.id).values(**values)
+    ctx.journal.also(lambda session: session.connection().execute(statement))
 
 
 def message_facts(ctx: StepContext) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.db.session import Database
-from bot.incidents.service import append_event
 from bot.providers.base import KeyProvider, KeyRef, ProviderError, SecretStore
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.models import Key, OwnerRole
 from bot.runbooks import failpoints
+from bot.runbooks.journal import Journal
+from bot.runbooks.models import RunStatus
 from bot.secrets import redact
 
 DEFAULT_VAULT_PREFIX = "secret/keybot"
@@ -21,6 +21,10 @@ DEFAULT_VAULT_PREFIX = "secret/keybot"
 
 class StepFailed(Exception):
     """A permanent failure a human must look at; the message says what happened and what to do."""
+
+
+class RunAborted(Exception):
+    """Someone aborted the run while a step was under way; no further outside change is made."""
 
 
 class NeedsHuman(Exception):
@@ -85,7 +89,7 @@ class Toolkit:
 
 @dataclass
 class StepContext:
-    database: Database
+    journal: Journal
     toolkit: Toolkit
     run_id: str
     runbook: str
@@ -115,17 +119,20 @@ class StepContext:
         return self.toolkit.store
 
     def record(self, kind: str, data: dict[str, Any] | None = None) -> None:
-        if self.incident_id is None:
-            return
-        with self.database.session() as session:
-            append_event(
-                session, self.incident_id, kind, self.actor, data, run_id=self.run_id, step=self.step
-            )
+        """Put an event on the incident timeline; it is written with the run's next transition."""
+        self.journal.event(kind, data, step=self.step, actor=self.actor)
 
     @contextmanager
     def effect(self, name: str, **target: Any) -> Iterator[dict[str, Any]]:
-        """Record the intent before an outside change and the outcome after it, whatever happens."""
+        """Record the intent before an outside change and the outcome after it, whatever happens.
+
+        The intent (and everything recorded before it) is committed before the change is made; the
+        outcome goes out with the next write, which always comes before the next outside change.
+        """
         self.record("effect.intent", {"effect": name, **target})
+        if self.journal.commit() is RunStatus.ABORTED:
+            self.record("effect.cancelled", {"effect": name, "why": "the run was aborted"})
+            raise RunAborted(name)
         outcome: dict[str, Any] = {}
         try:
             yield outcome

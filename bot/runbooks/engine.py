@@ -1,5 +1,8 @@
 """Executes runs step by step. Every transition is committed (and on the timeline) before the next outside
 call, so a process killed anywhere leaves a run another process can pick up where it stopped.
+
+The run is read once per `execute`; from then on the engine holds it in memory and writes each transition
+through the journal (one transaction: the finished step, the next step's start, their timeline events).
 """
 
 from __future__ import annotations
@@ -11,20 +14,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.db.session import Database
-from bot.incidents.models import Incident, IncidentStatus
-from bot.incidents.service import append_event, set_status
 from bot.log import get_logger
 from bot.providers.base import ProviderError
 from bot.registry.models import Key
-from bot.runbooks import failpoints, lease
+from bot.runbooks import failpoints, journal, lease
 from bot.runbooks.actions import ACTIONS
-from bot.runbooks.context import KeyFacts, NeedsHuman, StepContext, StepFailed, Toolkit
+from bot.runbooks.context import KeyFacts, NeedsHuman, RunAborted, StepContext, StepFailed, Toolkit
 from bot.runbooks.definitions import RunbookDefinition, StepDefinition
-from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
+from bot.runbooks.journal import LeaseLost, StepState
+from bot.runbooks.models import Run, RunStatus, StepStatus
 from bot.secrets import redact
 
 log = get_logger(__name__)
@@ -45,8 +46,7 @@ class EngineConfig:
 class _Work:
     ctx: StepContext
     definition: StepDefinition
-    attempts: int
-    started_at_ts: float
+    step: StepState
 
 
 @dataclass
@@ -64,19 +64,36 @@ class Engine:
         with self.database.session() as session:
             if not lease.claim(session, run_id, self.worker, self.config.lease_ttl):
                 raise RunBusy(f"run {run_id} is being executed by {lease.holder(session, run_id)}")
+            state = journal.load(session, run_id)
+            key = session.get(Key, state.key_id) if state is not None else None
+            facts = KeyFacts.of(key) if key is not None else None
+        if state is None or facts is None:
+            return RunStatus.ABORTED
+        book = journal.Journal(self.database, state, self.worker, self.config.lease_ttl)
+        released = False
         try:
+            finished_step: str | None = None
             while True:
-                with self.database.session() as session:
-                    work = self._next(session, run_id)
-                    run = session.get(Run, run_id)
-                    status = run.status if run is not None else RunStatus.ABORTED
+                work = self._next(book, facts)
+                released = work is None
+                status = book.commit(release=released)
                 self._changed(run_id)
+                if finished_step is not None:
+                    failpoints.hit(f"after:{finished_step}")
                 if work is None:
                     return status
-                self._attempt(work)
+                if status is RunStatus.ABORTED:
+                    released = True
+                    book.commit(release=True)
+                    return status
+                finished_step = self._attempt(book, work)
+        except LeaseLost:
+            released = True
+            raise RunBusy(f"run {run_id} was taken over by another process") from None
         finally:
-            with self.database.session() as session:
-                lease.release(session, run_id, self.worker)
+            if not released:
+                with self.database.session() as session:
+                    lease.release(session, run_id, self.worker)
 
     def _changed(self, run_id: str) -> None:
         if self.on_change is not None:
@@ -85,49 +102,49 @@ class Engine:
             except Exception:
                 log.exception("progress callback failed", run_id=run_id)
 
-    def _next(self, session: Session, run_id: str) -> _Work | None:
-        run = session.get(Run, run_id, populate_existing=True)
-        if run is None or run.status is not RunStatus.RUNNING:
+    def _next(self, book: journal.Journal, key: KeyFacts) -> _Work | None:
+        """Decide what happens next and record it (written by the caller's commit)."""
+        run = book.run
+        if run.status is not RunStatus.RUNNING:
             return None
         step = next((s for s in run.steps if not s.status.done), None)
         if step is None:
-            self._finish(session, run)
+            book.finish()
             return None
         definition = self.runbooks[run.runbook].steps[step.name]
-        key = session.get(Key, run.key_id)
-        assert key is not None
         rule = definition.approval
         if rule and rule.applies(key.environment, run.mode) and step.approved_by is None:
             step.status = StepStatus.AWAITING_APPROVAL
             run.status = RunStatus.AWAITING_APPROVAL
-            self._event(
-                session,
-                run,
-                step,
+            book.changed(step)
+            book.event(
                 "step.awaiting_approval",
                 {"environment": key.environment, "two_person": rule.two_person},
+                step=step.name,
             )
             return None
         if definition.manual and step.done_by is None:
-            self._wait_for_human(session, run, step, definition.instructions or f"Do '{step.title}' by hand.")
+            self._wait_for_human(book, step, definition.instructions or f"Do '{step.title}' by hand.")
             return None
         toolkit = self.toolkit
         if run.drill:
             if self.drill_toolkit is None:
                 step.status, run.status = StepStatus.NEEDS_ATTENTION, RunStatus.NEEDS_ATTENTION
                 run.attention = "this is a drill but the sandbox is not available in this process"
+                book.changed(step)
                 return None
             toolkit = self.drill_toolkit()
         first_attempt = step.attempts == 0
         step.status = StepStatus.RUNNING
         step.attempts += 1
         step.started_at = step.started_at or utcnow()
+        book.changed(step)
         if first_attempt:
-            self._event(session, run, step, "step.started", {})
+            book.event("step.started", step=step.name)
         else:
-            self._event(session, run, step, "step.attempt", {"attempt": step.attempts})
+            book.event("step.attempt", {"attempt": step.attempts}, step=step.name)
         ctx = StepContext(
-            database=self.database,
+            journal=book,
             toolkit=toolkit,
             run_id=run.id,
             runbook=run.runbook,
@@ -136,114 +153,82 @@ class Engine:
             incident_id=run.incident_id,
             actor=run.initiated_by,
             drill=run.drill,
-            key=KeyFacts.of(key),
-            state=dict(run.context),
+            key=key,
+            state=run.context,
             completed={s.action: s.status.value for s in run.steps},
         )
-        started = step.started_at.timestamp()
-        return _Work(ctx, definition, step.attempts, started)
+        return _Work(ctx, definition, step)
 
-    def _attempt(self, work: _Work) -> None:
-        ctx, definition = work.ctx, work.definition
+    def _attempt(self, book: journal.Journal, work: _Work) -> str | None:
+        """Run one attempt of a step; returns the step's name when it succeeded."""
+        ctx, definition, step = work.ctx, work.definition, work.step
         failpoints.hit(f"before:{ctx.step}")
         try:
             output = ACTIONS[definition.action](ctx)
         except ProviderError as error:
-            elapsed = time.time() - work.started_at_ts
+            assert step.started_at is not None
+            elapsed = (utcnow() - step.started_at).total_seconds()
             if (
                 error.transient
-                and work.attempts <= definition.retries
+                and step.attempts <= definition.retries
                 and elapsed < definition.timeout_seconds
             ):
-                self._retry_later(ctx, work, str(error))
+                self._retry_later(book, work, str(error))
             else:
                 why = "gave up after retries: " if error.transient else ""
-                self._needs_attention(ctx, f"{why}{error}")
-            return
+                self._needs_attention(book, step, f"{why}{error}")
+            return None
         except NeedsHuman as checklist:
-            with self.database.session() as session:
-                run = session.get(Run, ctx.run_id)
-                assert run is not None
-                run.context = ctx.state
-                self._wait_for_human(session, run, run.step(ctx.step), str(checklist))
-            return
+            self._wait_for_human(book, step, str(checklist))
+            return None
         except StepFailed as failure:
-            self._needs_attention(ctx, str(failure))
-            return
+            self._needs_attention(book, step, str(failure))
+            return None
+        except RunAborted:
+            return None
+        except LeaseLost:
+            raise
         except Exception as error:
             log.exception("step crashed", run_id=ctx.run_id, step=ctx.step)
-            self._needs_attention(ctx, f"internal error ({type(error).__name__}): {error}")
-            return
-        with self.database.session() as session:
-            run = session.get(Run, ctx.run_id)
-            assert run is not None
-            step = run.step(ctx.step)
-            step.status = StepStatus.SUCCEEDED
-            step.finished_at = utcnow()
-            step.last_error = None
-            step.output = output
-            run.context = ctx.state
-            self._event(session, run, step, "step.succeeded", {"seconds": step.duration_seconds, **output})
-            lease.claim(session, run.id, self.worker, self.config.lease_ttl)
-        failpoints.hit(f"after:{ctx.step}")
+            self._needs_attention(book, step, f"internal error ({type(error).__name__}): {error}")
+            return None
+        step.status = StepStatus.SUCCEEDED
+        step.finished_at = utcnow()
+        step.last_error = None
+        step.output = output
+        book.changed(step)
+        book.event("step.succeeded", {"seconds": step.duration_seconds, **output}, step=step.name)
+        return step.name
 
-    def _retry_later(self, ctx: StepContext, work: _Work, reason: str) -> None:
-        delay = work.definition.backoff_seconds * (2 ** (work.attempts - 1)) * self.config.backoff_scale
+    def _retry_later(self, book: journal.Journal, work: _Work, reason: str) -> None:
+        attempts = work.step.attempts
+        delay = work.definition.backoff_seconds * (2 ** (attempts - 1)) * self.config.backoff_scale
         delay = min(delay, self.config.max_backoff_seconds) * (0.5 + random.random() / 2)
-        with self.database.session() as session:
-            run = session.get(Run, ctx.run_id)
-            assert run is not None
-            step = run.step(ctx.step)
-            step.last_error = redact(reason)[:1000]
-            run.context = ctx.state
-            self._event(session, run, step, "step.retrying", {"error": reason, "in_seconds": round(delay, 3)})
-            lease.claim(session, run.id, self.worker, self.config.lease_ttl + timedelta(seconds=delay))
-        self._changed(ctx.run_id)
+        work.step.last_error = redact(reason)[:1000]
+        book.changed(work.step)
+        book.event("step.retrying", {"error": reason, "in_seconds": round(delay, 3)}, step=work.step.name)
+        book.commit(hold_extra=delay)
+        self._changed(book.run.id)
         time.sleep(delay)
 
-    def _needs_attention(self, ctx: StepContext, reason: str) -> None:
+    @staticmethod
+    def _needs_attention(book: journal.Journal, step: StepState, reason: str) -> None:
         reason = redact(reason)[:1000]
-        with self.database.session() as session:
-            run = session.get(Run, ctx.run_id)
-            assert run is not None
-            step = run.step(ctx.step)
-            step.status = StepStatus.NEEDS_ATTENTION
-            step.last_error = reason
-            run.status = RunStatus.NEEDS_ATTENTION
-            run.attention = f"{step.title}: {reason}"
-            run.context = ctx.state
-            self._event(session, run, step, "step.needs_attention", {"reason": reason})
-
-    def _wait_for_human(self, session: Session, run: Run, step: RunStep, instructions: str) -> None:
-        step.status = StepStatus.WAITING_MANUAL
-        step.output = {"instructions": instructions}
-        run.status = RunStatus.WAITING_MANUAL
-        self._event(session, run, step, "step.waiting_manual", {"instructions": instructions})
-
-    def _finish(self, session: Session, run: Run) -> None:
-        run.status = RunStatus.SUCCEEDED
-        run.finished_at = utcnow()
-        lock = session.get(KeyLock, run.key_id)
-        if lock is not None and lock.run_id == run.id:
-            session.delete(lock)
-        self._event(session, run, None, "run.succeeded", {})
-        if run.incident_id is not None:
-            incident = session.get(Incident, run.incident_id)
-            if incident is not None:
-                set_status(session, incident, IncidentStatus.RESOLVED, run.initiated_by)
+        run = book.run
+        step.status = StepStatus.NEEDS_ATTENTION
+        step.last_error = reason
+        run.status = RunStatus.NEEDS_ATTENTION
+        run.attention = f"{step.title}: {reason}"
+        book.changed(step)
+        book.event("step.needs_attention", {"reason": reason}, step=step.name)
 
     @staticmethod
-    def _event(session: Session, run: Run, step: RunStep | None, kind: str, data: dict[str, object]) -> None:
-        if run.incident_id is not None:
-            append_event(
-                session,
-                run.incident_id,
-                kind,
-                run.initiated_by,
-                data,
-                run_id=run.id,
-                step=step.name if step else None,
-            )
+    def _wait_for_human(book: journal.Journal, step: StepState, instructions: str) -> None:
+        step.status = StepStatus.WAITING_MANUAL
+        step.output = {"instructions": instructions}
+        book.run.status = RunStatus.WAITING_MANUAL
+        book.changed(step)
+        book.event("step.waiting_manual", {"instructions": instructions}, step=step.name)
 
     def resume_stale(self, limit: int = 50) -> list[str]:
         """Pick up running runs whose process died; returns the runs resumed.
