@@ -12,9 +12,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
@@ -23,6 +23,7 @@ from bot.secrets import redact_obj
 
 GENESIS = "0" * 64
 ACTOR_MAX = 120
+EVENTS = cast(Table, TimelineEvent.__table__)
 
 
 def canonical(value: Any) -> bytes:
@@ -93,8 +94,8 @@ class PendingEvent:
         )
 
 
-def head(session: Session, incident_id: int) -> Head:
-    row = session.execute(
+def head(db: Session | Connection, incident_id: int) -> Head:
+    row = db.execute(
         select(TimelineEvent.seq, TimelineEvent.hash)
         .where(TimelineEvent.incident_id == incident_id)
         .order_by(TimelineEvent.seq.desc())
@@ -132,10 +133,10 @@ def chained_rows(
     return rows, Head(seq, prev)
 
 
-def write(session: Session, incident_id: int, start: Head, events: list[PendingEvent]) -> Head:
+def write(db: Session | Connection, incident_id: int, start: Head, events: list[PendingEvent]) -> Head:
     """Insert `events` after `start` in one statement; raises IntegrityError when `start` is stale."""
     if not events:
         return start
     rows, end = chained_rows(incident_id, start, events)
-    session.execute(insert(TimelineEvent), rows)
+    db.execute(insert(EVENTS), rows)
     return end

@@ -6,9 +6,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from bot.notifications.models import Notification, NotificationStatus
 from bot.secrets import redact, redact_obj
 
 MAX_ATTEMPTS = 8
+NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
 @dataclass(frozen=True)
@@ -36,32 +38,63 @@ class Sender(Protocol):
 
 
 def enqueue(
-    session: Session,
+    db: Session | Connection,
     messages: Iterable[Message],
     *,
     dedupe_prefix: str,
     incident_id: int | None,
     run_id: str | None,
 ) -> int:
-    """Add messages not already enqueued under the same dedupe key; returns how many were new."""
-    added = 0
+    """Add messages not already enqueued under the same dedupe key; returns how many were new.
+
+    One INSERT ... ON CONFLICT DO NOTHING for the whole batch (SQLite and PostgreSQL alike), so a re-run
+    or a concurrent writer never queues a message twice and never aborts the surrounding transaction.
+    """
+    rows: dict[str, dict[str, Any]] = {}
     for message in messages:
         dedupe_key = f"{dedupe_prefix}:{message.kind}:{message.recipient}"[:200]
-        if session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key)) is not None:
-            continue
-        row = Notification(
-            dedupe_key=dedupe_key,
-            incident_id=incident_id,
-            run_id=run_id,
-            kind=message.kind,
-            recipient=message.recipient,
-            subject=redact(message.subject)[:300],
-            body=redact(message.body),
-            facts=redact_obj(message.facts),
+        rows.setdefault(
+            dedupe_key,
+            {
+                "dedupe_key": dedupe_key,
+                "incident_id": incident_id,
+                "run_id": run_id,
+                "kind": message.kind,
+                "recipient": message.recipient,
+                "subject": redact(message.subject)[:300],
+                "body": redact(message.body),
+                "facts": redact_obj(message.facts),
+                "status": NotificationStatus.PENDING,
+                "attempts": 0,
+                "created_at": utcnow(),
+                "next_attempt_at": utcnow(),
+            },
         )
+    if not rows:
+        return 0
+    dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    elif dialect == "sqlite":
+        statement = sqlite.insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    else:
+        return _enqueue_portably(db, list(rows.values()))
+    inserted = db.execute(statement.returning(NOTIFICATIONS.c.id), list(rows.values()))
+    return len(inserted.all())
+
+
+def _enqueue_portably(db: Session | Connection, rows: list[dict[str, Any]]) -> int:
+    """For databases without ON CONFLICT: skip known keys, then insert each row in its own savepoint."""
+    known = set(db.scalars(select(NOTIFICATIONS.c.dedupe_key).where(NOTIFICATIONS.c.dedupe_key.in_(
+        [r["dedupe_key"] for r in rows]))))  # fmt: skip
+    added = 0
+    for row in rows:
+        if row["dedupe_key"] in known:
+            continue
         try:
-            with session.begin_nested():
-                session.add(row)
+            with db.begin_nested():
+                db.execute(insert(NOTIFICATIONS), [row])
             added += 1
         except IntegrityError:
             continue

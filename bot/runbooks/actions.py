@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, update
-from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.incidents.models import IncidentStatus
@@ -223,19 +222,14 @@ def notify(ctx: StepContext) -> Result:
 
 
 def _enqueue(ctx: StepContext, messages: list[Message], dedupe: str | None = None) -> int:
-    """Queue the messages in their own write, so delivery can start while the run goes on."""
-
-    def add(session: Session) -> int:
-        return enqueue(
-            session,
-            messages,
-            dedupe_prefix=f"{ctx.run_id}:{dedupe or ctx.step}",
-            incident_id=ctx.incident_id,
-            run_id=ctx.run_id,
+    """Queue the messages with the step's next write (deduplicated, so a re-run never queues twice)."""
+    prefix = f"{ctx.run_id}:{dedupe or ctx.step}"
+    ctx.journal.also(
+        lambda conn: enqueue(
+            conn, messages, dedupe_prefix=prefix, incident_id=ctx.incident_id, run_id=ctx.run_id
         )
-
-    added, _ = ctx.journal.commit_with(add)
-    return added or 0
+    )
+    return len(messages)
 
 
 def _mark_incident_contained(ctx: StepContext) -> None:
@@ -264,7 +258,7 @@ def _update_registry(ctx: StepContext) -> None:
         values["secret_family"], values["secret_last4"] = redacted.split("...", 1)[0], redacted[-4:]
     keys = cast(Table, Key.__table__)
     statement = update(keys).where(keys.c.id == ctx.key.id).values(**values)
-    ctx.journal.also(lambda session: session.connection().execute(statement))
+    ctx.journal.also(lambda conn: conn.execute(statement))
 
 
 def message_facts(ctx: StepContext) -> dict[str, Any]:

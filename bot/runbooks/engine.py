@@ -69,24 +69,13 @@ class Engine:
             facts = KeyFacts.of(key) if key is not None else None
         if state is None or facts is None:
             return RunStatus.ABORTED
-        book = journal.Journal(self.database, state, self.worker, self.config.lease_ttl)
         released = False
         try:
-            finished_step: str | None = None
-            while True:
-                work = self._next(book, facts)
-                released = work is None
-                status = book.commit(release=released)
-                self._changed(run_id)
-                if finished_step is not None:
-                    failpoints.hit(f"after:{finished_step}")
-                if work is None:
-                    return status
-                if status is RunStatus.ABORTED:
-                    released = True
-                    book.commit(release=True)
-                    return status
-                finished_step = self._attempt(book, work)
+            with self.database.engine.connect() as conn:
+                released = self._drive(
+                    journal.Journal(conn, state, self.worker, self.config.lease_ttl), facts
+                )
+                return state.status
         except LeaseLost:
             released = True
             raise RunBusy(f"run {run_id} was taken over by another process") from None
@@ -94,6 +83,22 @@ class Engine:
             if not released:
                 with self.database.session() as session:
                     lease.release(session, run_id, self.worker)
+
+    def _drive(self, book: journal.Journal, facts: KeyFacts) -> bool:
+        """Step until the run stops; each transition is one write. True once the lease was given back."""
+        finished_step: str | None = None
+        while True:
+            work = self._next(book, facts)
+            status = book.commit(release=work is None)
+            self._changed(book.run.id)
+            if finished_step is not None:
+                failpoints.hit(f"after:{finished_step}")
+            if work is None:
+                return True
+            if status is RunStatus.ABORTED:
+                book.commit(release=True)
+                return True
+            finished_step = self._attempt(book, work)
 
     def _changed(self, run_id: str) -> None:
         if self.on_change is not None:

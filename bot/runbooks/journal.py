@@ -14,20 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, select, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
-from bot.db.session import Database
 from bot.incidents import chain
 from bot.incidents.chain import Head, PendingEvent
 from bot.incidents.models import Incident, IncidentStatus
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
 
-T = TypeVar("T")
 WRITE_ATTEMPTS = 5
 
 RUNS = cast(Table, Run.__table__)
@@ -163,13 +161,15 @@ def load(session: Session, run_id: str) -> RunState | None:
 
 @dataclass
 class Journal:
-    database: Database
+    """Writes one run's transitions on a connection held for the whole `execute` (no pool round trips)."""
+
+    conn: Connection
     run: RunState
     worker: str
     lease_ttl: timedelta
     head: Head | None = None  # None: read it at the first write
     _events: list[PendingEvent] = field(default_factory=list)
-    _work: list[Callable[[Session], Any]] = field(default_factory=list)
+    _work: list[Callable[[Connection], Any]] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
     _finished: bool = False
 
@@ -183,7 +183,7 @@ class Journal:
     def changed(self, step: StepState) -> None:
         self._dirty.add(step.name)
 
-    def also(self, work: Callable[[Session], Any]) -> None:
+    def also(self, work: Callable[[Connection], Any]) -> None:
         """Extra statements for the next write, in the same transaction (re-run if that write is retried)."""
         self._work.append(work)
 
@@ -199,7 +199,7 @@ class Journal:
         if status is IncidentStatus.RESOLVED:
             values["resolved_at"] = now
         statement = update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(**values)
-        self.also(lambda session: session.connection().execute(statement))
+        self.also(lambda conn: conn.execute(statement))
         self.event(f"incident.{status.value}", actor=actor)
         self.run.incident_status = status
         return True
@@ -209,7 +209,7 @@ class Journal:
         run = self.run
         run.status, run.finished_at, self._finished = RunStatus.SUCCEEDED, utcnow(), True
         statement = delete(LOCKS).where(LOCKS.c.key_id == run.key_id, LOCKS.c.run_id == run.id)
-        self.also(lambda session: session.connection().execute(statement))
+        self.also(lambda conn: conn.execute(statement))
         self.event("run.succeeded")
         self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
 
@@ -218,23 +218,16 @@ class Journal:
 
         `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse).
         """
-        return self.commit_with(None, release=release, hold_extra=hold_extra)[1]
-
-    def commit_with(self, work: Callable[[Session], T] | None, *, release: bool = False,
-                    hold_extra: float = 0.0) -> tuple[T | None, RunStatus]:  # fmt: skip
-        """Write as `commit` does, plus `work` in the same transaction; returns its result."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                with self.database.session() as session:
+                with self.conn.begin():
                     if self.head is None:
-                        self.head = self._read_head(session)
-                    stored = self._write_run(session, release or self._finished, hold_extra)
-                    self._write_steps(session)
+                        self.head = self._read_head()
+                    stored = self._write_run(release or self._finished, hold_extra)
+                    self._write_steps()
                     for extra in self._work:
-                        extra(session)
-                    result = work(session) if work is not None else None
-                    head = chain.write(session, self.run.incident_id, self.head, self._events) if (
-                        self.run.incident_id is not None) else self.head  # fmt: skip
+                        extra(self.conn)
+                    head = self._write_events(self.head)
             except IntegrityError:
                 if attempt == WRITE_ATTEMPTS - 1 or not self._head_moved():
                     raise
@@ -243,22 +236,27 @@ class Journal:
             self._events, self._work, self._dirty = [], [], set()
             if stored is RunStatus.ABORTED and self.run.status is not RunStatus.ABORTED:
                 self.run.status = RunStatus.ABORTED
-            return result, self.run.status
+            return self.run.status
         raise AssertionError("unreachable")
+
+    def _write_events(self, head: Head) -> Head:
+        if self.run.incident_id is None:
+            return head
+        return chain.write(self.conn, self.run.incident_id, head, self._events)
 
     def _head_moved(self) -> bool:
         """After a failed write: did someone else append to the incident (then retry on the new head)?"""
-        with self.database.session() as session:
-            current = self._read_head(session)
+        with self.conn.begin():
+            current = self._read_head()
         moved, self.head = current != self.head, current
         return moved
 
-    def _read_head(self, session: Session) -> Head:
+    def _read_head(self) -> Head:
         if self.run.incident_id is None:
             return Head(0, chain.GENESIS)
-        return chain.head(session, self.run.incident_id)
+        return chain.head(self.conn, self.run.incident_id)
 
-    def _write_run(self, session: Session, release: bool, hold_extra: float) -> RunStatus:
+    def _write_run(self, release: bool, hold_extra: float) -> RunStatus:
         run = self.run
         params = {
             "run_id": run.id,
@@ -270,13 +268,13 @@ class Journal:
             "new_owner": None if release else self.worker,
             "new_expiry": None if release else utcnow() + self.lease_ttl + timedelta(seconds=hold_extra),
         }
-        stored = session.connection().execute(WRITE_RUN, params).scalar()
+        stored = self.conn.execute(WRITE_RUN, params).scalar()
         if stored is None:
             raise LeaseLost(f"run {run.id} is no longer leased to this process")
         return RunStatus(stored)
 
-    def _write_steps(self, session: Session) -> None:
+    def _write_steps(self) -> None:
         if not self._dirty:
             return
         rows = [{"step_id": s.id, **s.values()} for s in self.run.steps if s.name in self._dirty]
-        session.connection().execute(WRITE_STEP, rows)
+        self.conn.execute(WRITE_STEP, rows)

@@ -7,18 +7,28 @@ engine to carry on. Each returns the run id or raises a `RunRefused` whose messa
 from __future__ import annotations
 
 import secrets
+from typing import cast
 
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.db.session import Database
-from bot.incidents.service import append_event, open_incident
+from bot.incidents import chain
+from bot.incidents.chain import GENESIS, Head, PendingEvent
+from bot.incidents.models import Incident
+from bot.incidents.service import append_event
 from bot.registry.models import Key, KeyStatus
 from bot.runbooks.definitions import RunbookDefinition
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
 
 MAX_REASON = 500
+KEYS = cast(Table, Key.__table__)
+INCIDENTS = cast(Table, Incident.__table__)
+RUNS = cast(Table, Run.__table__)
+STEPS = cast(Table, RunStep.__table__)
+LOCKS = cast(Table, KeyLock.__table__)
 
 
 class RunRefused(Exception):
@@ -63,60 +73,74 @@ def start_run(
     if definition.incident and not reason:
         raise RunRefused("a reason is required (what happened, where the key leaked)")
     run_id = "run_" + secrets.token_hex(6)
-    with database.session() as session:
-        key = session.get(Key, key_id)
+    reason = reason[:MAX_REASON]
+    with database.engine.begin() as conn:
+        key = conn.execute(select(KEYS.c.name, KEYS.c.environment).where(KEYS.c.id == key_id)).first()
         if key is None:
             raise RunRefused(f"no key #{key_id} in the registry")
-        incident_id = None
+        incident_id, events = None, []
         if definition.incident:
             title = f"{'[DRILL] ' if drill else ''}Leaked key {key.name} ({key.environment})"
-            incident_id = open_incident(
-                session,
-                key_id=key.id,
-                title=title,
-                opened_by=actor,
-                reason=reason[:MAX_REASON],
-                severity=severity,
+            incident_id = conn.execute(
+                insert(INCIDENTS)
+                .values(
+                    key_id=key_id,
+                    title=title[:300],
+                    opened_by=actor,
+                    reason=reason,
+                    severity=severity,
+                    drill=drill,
+                )
+                .returning(INCIDENTS.c.id)
+            ).scalar_one()
+            events.append(PendingEvent.now("incident.opened", actor, {"title": title, "reason": reason}))
+        conn.execute(
+            insert(RUNS).values(
+                id=run_id,
+                runbook=runbook,
+                mode=mode,
+                key_id=key_id,
+                incident_id=incident_id,
+                initiated_by=actor,
+                reason=reason,
                 drill=drill,
-            ).id
-        run = Run(
-            id=run_id,
-            runbook=runbook,
-            mode=mode,
-            key_id=key.id,
-            incident_id=incident_id,
-            initiated_by=actor,
-            reason=reason[:MAX_REASON],
-            drill=drill,
-            context={"reason": reason[:MAX_REASON], "contain": contain},
+                context={"reason": reason, "contain": contain},
+            )
         )
-        run.steps = [
-            RunStep(position=i, name=name, action=step.action, title=step.title)
-            for i, (name, step) in enumerate(definition.plan(mode))
-        ]
-        session.add(run)
-        session.flush()
-        _take_lock(session, key, run_id, actor)
-        key.status = KeyStatus.COMPROMISED if definition.incident else KeyStatus.ROTATING
-        session.flush()
-        _event(session, run, "run.started", actor, {"runbook": runbook, "mode": mode, "drill": drill})
+        conn.execute(
+            insert(STEPS),
+            [
+                {"run_id": run_id, "position": i, "name": name, "action": step.action, "title": step.title}
+                for i, (name, step) in enumerate(definition.plan(mode))
+            ],
+        )
+        _take_lock(conn, key_id, key.name, run_id, actor)
+        status = KeyStatus.COMPROMISED if definition.incident else KeyStatus.ROTATING
+        conn.execute(update(KEYS).where(KEYS.c.id == key_id).values(status=status))
+        if incident_id is not None:
+            started = {"runbook": runbook, "mode": mode, "drill": drill}
+            events.append(PendingEvent.now("run.started", actor, started, run_id=run_id))
+            chain.write(conn, incident_id, Head(0, GENESIS), events)
     return run_id
 
 
-def _take_lock(session: Session, key: Key, run_id: str, actor: str) -> None:
-    existing = session.get(KeyLock, key.id)
+def _take_lock(conn: Connection, key_id: int, key_name: str, run_id: str, actor: str) -> None:
+    """One active run per key: the lock row's primary key is the key id; a finished run's lock is stale."""
+    existing = conn.execute(
+        select(LOCKS.c.run_id, LOCKS.c.holder, RUNS.c.status)
+        .join(RUNS, RUNS.c.id == LOCKS.c.run_id, isouter=True)
+        .where(LOCKS.c.key_id == key_id)
+    ).first()
     if existing is not None:
-        holder_run = session.get(Run, existing.run_id)
-        if holder_run is not None and not holder_run.status.finished:
-            raise KeyBusy(key.name, existing.run_id, existing.holder)
-        session.delete(existing)
-        session.flush()
+        if existing.status is not None and not RunStatus(existing.status).finished:
+            raise KeyBusy(key_name, existing.run_id, existing.holder)
+        conn.execute(delete(LOCKS).where(LOCKS.c.key_id == key_id))
     try:
-        with session.begin_nested():
-            session.add(KeyLock(key_id=key.id, run_id=run_id, holder=actor))
+        with conn.begin_nested():
+            conn.execute(insert(LOCKS).values(key_id=key_id, run_id=run_id, holder=actor))
     except IntegrityError:
-        winner = session.get(KeyLock, key.id, populate_existing=True)
-        raise KeyBusy(key.name, winner.run_id if winner else "?", winner.holder if winner else "?") from None
+        winner = conn.execute(select(LOCKS.c.run_id, LOCKS.c.holder).where(LOCKS.c.key_id == key_id)).first()
+        raise KeyBusy(key_name, winner.run_id if winner else "?", winner.holder if winner else "?") from None
 
 
 def _load(session: Session, run_id: str) -> Run:
