@@ -9,6 +9,7 @@ BENCH_SANDBOX_NAGLE=1 to keep the sandbox provider's Nagle stalls (see `_sandbox
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import secrets
@@ -17,7 +18,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +42,7 @@ from bot.registry.importer import parse_yaml
 from bot.registry.models import Key
 from bot.registry.store import apply_import
 from bot.runbooks import service
+from bot.runbooks.bulk import BulkRequest, Outcome, revoke_many
 from bot.runbooks.context import Toolkit
 from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
@@ -53,7 +54,8 @@ RUNBOOK = "revoke-replace-audit-notify"
 MODES = ("emergency", "staged")
 RUNS = int(os.environ.get("BENCH_ENGINE_RUNS", "30"))
 BULK = int(os.environ.get("BENCH_BULK_KEYS", "1000"))
-WORKERS = 8
+BULK_PROCESSES = int(os.environ.get("BENCH_BULK_PROCESSES", str(os.cpu_count() or 2)))
+BULK_THREADS = int(os.environ.get("BENCH_BULK_THREADS", "8"))
 WARMUP = 2
 PROJECTS = 20  # keys spread over projects: the provider's mint lists every service account in the project
 ACTOR = "U0BENCH001"
@@ -313,28 +315,41 @@ def engine_run(database: Database, runbooks: dict[str, RunbookDefinition], engin
     return run_id, engine.execute(run_id)
 
 
-def bulk(database: Database, runbooks: dict[str, RunbookDefinition], world: World, key_ids: list[int]
-         ) -> tuple[float, list[float], Counter[str]]:  # fmt: skip
-    """`key_ids` revoked and replaced by WORKERS threads, one Engine (and toolkit) per thread."""
-    local = threading.local()
+def bench_engine(database_url: str, openai_url: str, admin_key: str, bao_addr: str, bao_token: str) -> Engine:
+    """One worker thread's engine in a bulk worker process (picklable through functools.partial)."""
+    provider = OpenAIAdminProvider(SecretStr(admin_key), openai_url, timeout=10.0)
+    vault = hvac.Client(url=bao_addr, token=bao_token, timeout=10)
+    toolkit = Toolkit({"openai": provider}, VaultStore(vault), Fingerprinter(FINGERPRINT_KEY))
+    return Engine(_worker_database(database_url), load_runbooks(REPO / "runbooks"), toolkit, CONFIG)
 
-    def one(key_id: int) -> tuple[float, str]:
-        engine = getattr(local, "engine", None)
-        if engine is None:
-            engine = local.engine = Engine(database, runbooks, world.toolkit(), CONFIG)
-        started = time.perf_counter()
-        try:
-            _, status = engine_run(database, runbooks, engine, key_id, "emergency")
-            outcome = status.value
-        except Exception as error:
-            outcome = f"raised {type(error).__name__}: {str(error)[:120]}"
-        return (time.perf_counter() - started) * 1000, outcome
 
+_DATABASES: dict[str, Database] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def _worker_database(url: str) -> Database:
+    """One Database (engine and pool) per worker process, shared by its threads."""
+    with _DATABASES_LOCK:
+        if url not in _DATABASES:
+            configure_logging("auto", "WARNING", sys.stderr)
+            _DATABASES[url] = Database(url, pool_size=BULK_THREADS + 2)
+        return _DATABASES[url]
+
+
+def bulk(database: Database, world: World, key_ids: list[int]) -> tuple[float, list[Outcome]]:
+    """`key_ids` revoked and replaced by BULK_PROCESSES worker processes × BULK_THREADS threads."""
+    factory = functools.partial(
+        bench_engine,
+        database.url,
+        world.openai.base_url,
+        world.openai.admin_key,
+        world.bao.addr,
+        world.bao.token,
+    )
+    request = BulkRequest(RUNBOOK, "emergency", ACTOR, REASON)
     started = time.perf_counter()
-    with ThreadPoolExecutor(WORKERS, thread_name_prefix="bulk") as pool:
-        results = list(pool.map(one, key_ids))
-    seconds = time.perf_counter() - started
-    return seconds, [ms for ms, _ in results], Counter(outcome for _, outcome in results)
+    outcomes = revoke_many(key_ids, request, factory, processes=BULK_PROCESSES, threads=BULK_THREADS)
+    return time.perf_counter() - started, outcomes
 
 
 def run() -> None:
@@ -356,7 +371,7 @@ def run() -> None:
             try:
                 ensure_schema(database.engine)
                 measure(dialect, database, runbooks, world, direct_ms, listed_ms, engine_p50)
-                run_bulk(dialect, database, runbooks, world)
+                run_bulk(dialect, database, world)
             finally:
                 world.stop()
                 database.dispose()
@@ -446,15 +461,15 @@ def check(result: tuple[str, RunStatus], failed: Counter[str]) -> None:
         failed[result[1].value] += 1
 
 
-def run_bulk(dialect: str, database: Database, runbooks: dict[str, RunbookDefinition], world: World) -> None:
+def run_bulk(dialect: str, database: Database, world: World) -> None:
     keys = world.seed([f"{dialect}-bulk{i:05d}" for i in range(BULK)])
     ids = world.register(database, keys)
     key_ids = [ids[k.name] for k in keys]
-    seconds, per_run, outcomes = bulk(database, runbooks, world, key_ids)
+    seconds, results = bulk(database, world, key_ids)
+    outcomes = Counter(o.status for o in results)
     figure(f"engine.bulk_{BULK}.{dialect}.seconds", seconds, "s")
     figure(f"engine.bulk_{BULK}.{dialect}.runs_per_second", len(key_ids) / seconds, "runs/s")
-    figure(f"engine.bulk_{BULK}.{dialect}.run_p50", percentile(per_run, 50), "ms")
-    figure(f"engine.bulk_{BULK}.{dialect}.run_p99", percentile(per_run, 99), "ms")
+    print(f"# bulk on {dialect}: {BULK_PROCESSES} processes x {BULK_THREADS} threads", flush=True)
     with database.session() as session:
         stored = Counter(
             status.value for status in session.scalars(select(Run.status).where(Run.key_id.in_(key_ids)))
