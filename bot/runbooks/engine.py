@@ -26,6 +26,7 @@ from bot.runbooks.context import KeyFacts, NeedsHuman, RunAborted, StepContext, 
 from bot.runbooks.definitions import RunbookDefinition, StepDefinition
 from bot.runbooks.journal import LeaseLost, StepState
 from bot.runbooks.models import Run, RunStatus, StepStatus
+from bot.runbooks.writer import Writer
 from bot.secrets import redact
 
 log = get_logger(__name__)
@@ -69,34 +70,47 @@ class Engine:
             facts = KeyFacts.of(key) if key is not None else None
         if state is None or facts is None:
             return RunStatus.ABORTED
+        writer = Writer(
+            self.database.engine,
+            run_id,
+            state.incident_id,
+            self.worker,
+            self.config.lease_ttl,
+            on_written=lambda: self._changed(run_id),
+        )
         released = False
         try:
-            with self.database.engine.connect() as conn:
-                released = self._drive(
-                    journal.Journal(conn, state, self.worker, self.config.lease_ttl), facts
-                )
-                return state.status
+            released = self._drive(journal.Journal(state, writer), facts)
+            return state.status
         except LeaseLost:
             released = True
             raise RunBusy(f"run {run_id} was taken over by another process") from None
         finally:
+            writer.close()
             if not released:
                 with self.database.session() as session:
                     lease.release(session, run_id, self.worker)
 
     def _drive(self, book: journal.Journal, facts: KeyFacts) -> bool:
-        """Step until the run stops; each transition is one write. True once the lease was given back."""
+        """Step until the run stops. True once the lease was given back.
+
+        A step's start (with the previous step's end) is handed to the writer and the step begins at once;
+        its outside reads overlap the write, and any outside change waits for it (see StepContext.effect).
+        """
         finished_step: str | None = None
         while True:
+            if book.aborted:
+                book.run.status = RunStatus.ABORTED
             work = self._next(book, facts)
-            status = book.commit(release=work is None)
-            self._changed(book.run.id)
+            if work is None:
+                book.commit(release=True, announce=True)
+            else:
+                book.submit(announce=True)
             if finished_step is not None:
+                if failpoints.armed(f"after:{finished_step}"):
+                    book.writer.wait()
                 failpoints.hit(f"after:{finished_step}")
             if work is None:
-                return True
-            if status is RunStatus.ABORTED:
-                book.commit(release=True)
                 return True
             finished_step = self._attempt(book, work)
 
@@ -212,8 +226,7 @@ class Engine:
         work.step.last_error = redact(reason)[:1000]
         book.changed(work.step)
         book.event("step.retrying", {"error": reason, "in_seconds": round(delay, 3)}, step=work.step.name)
-        book.commit(hold_extra=delay)
-        self._changed(book.run.id)
+        book.commit(hold_extra=delay, announce=True)
         time.sleep(delay)
 
     @staticmethod

@@ -1,32 +1,30 @@
-"""The engine's write path for a run it holds a lease on.
+"""The engine's record of a run it holds a lease on.
 
-The engine keeps the run, its steps and the incident's chain head in memory and writes each transition as
-one transaction of Core statements: the run row (lease extended, lease owner checked), the steps that
-changed, the timeline events recorded since the last write, and any extra work an action queued. Nothing
-is re-read between steps, so a transition costs a handful of statements instead of an ORM reload.
+The engine reads the run once, keeps it and the incident's chain head in memory, and records each
+transition here: the steps that changed, the timeline events, any extra statements an action queued.
+`submit` hands them to the run's writer (bot/runbooks/writer.py) as one transaction of Core statements;
+`commit` also waits until they are durable. Nothing is re-read between steps.
 
 Only an abort can change a run while its lease is held; the run row's UPDATE never overwrites it and hands
-the stored status back, so the engine learns of the abort at its next write.
+the stored status back, so the engine learns of the abort from the next write.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, case, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
-from bot.incidents import chain
-from bot.incidents.chain import Head, PendingEvent
+from bot.incidents.chain import PendingEvent
 from bot.incidents.models import Incident, IncidentStatus
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
-
-WRITE_ATTEMPTS = 5
+from bot.runbooks.writer import Batch, LeaseLost, Writer
 
 RUNS = cast(Table, Run.__table__)
 STEPS = cast(Table, RunStep.__table__)
@@ -43,34 +41,6 @@ STEP_FIELDS = (
     "done_by",
     "output",
 )
-
-
-
-def _typed(name: str, column: str) -> Any:
-    return bindparam(name, type_=RUNS.c[column].type)
-
-
-_ABORTED = RUNS.c.status == RunStatus.ABORTED.value
-WRITE_RUN = (
-    update(RUNS)
-    .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("worker"))
-    .values(
-        status=case((_ABORTED, RUNS.c.status), else_=_typed("new_status", "status")),
-        attention=case((_ABORTED, RUNS.c.attention), else_=_typed("new_attention", "attention")),
-        finished_at=case((_ABORTED, RUNS.c.finished_at), else_=_typed("new_finished_at", "finished_at")),
-        context=_typed("new_context", "context"),
-        lease_owner=_typed("new_owner", "lease_owner"),
-        lease_expires_at=_typed("new_expiry", "lease_expires_at"),
-    )
-    .returning(RUNS.c.status)
-)
-"""One statement per transition: the run row, only while this worker holds it; an abort is never undone."""
-
-WRITE_STEP = update(STEPS).where(STEPS.c.id == bindparam("step_id"))
-
-
-class LeaseLost(Exception):
-    """Another process took the run over (our lease expired); this process must stop touching it."""
 
 
 @dataclass
@@ -161,17 +131,19 @@ def load(session: Session, run_id: str) -> RunState | None:
 
 @dataclass
 class Journal:
-    """Writes one run's transitions on a connection held for the whole `execute` (no pool round trips)."""
+    """What the engine records about a run it holds; `submit` hands it to the writer, `commit` waits too."""
 
-    conn: Connection
     run: RunState
-    worker: str
-    lease_ttl: timedelta
-    head: Head | None = None  # None: read it at the first write
+    writer: Writer
     _events: list[PendingEvent] = field(default_factory=list)
     _work: list[Callable[[Connection], Any]] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
     _finished: bool = False
+
+    @property
+    def aborted(self) -> bool:
+        """Someone aborted the run (learnt from the last write); the engine stops at its next decision."""
+        return self.writer.aborted
 
     def event(self, kind: str, data: dict[str, Any] | None = None, *, step: str | None = None,
               actor: str | None = None) -> None:  # fmt: skip
@@ -213,68 +185,38 @@ class Journal:
         self.event("run.succeeded")
         self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
 
-    def commit(self, *, release: bool = False, hold_extra: float = 0.0) -> RunStatus:
-        """Write everything recorded since the last write; returns the run's stored status.
+    def submit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> None:
+        """Hand everything recorded since the last submit to the writer, and return at once."""
+        run = self.run
+        batch = Batch(
+            run={
+                "status": run.status,
+                "attention": run.attention,
+                "finished_at": run.finished_at,
+                "context": copy.deepcopy(run.context),
+            },
+            steps=[
+                {"step_id": s.id, **copy.deepcopy(s.values())} for s in run.steps if s.name in self._dirty
+            ],
+            events=self._events,
+            work=self._work,
+            release=release or self._finished,
+            hold_extra=hold_extra,
+            announce=announce,
+        )
+        self._events, self._work, self._dirty = [], [], set()
+        self.writer.put(batch)
+
+    def commit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> RunStatus:
+        """Submit, then wait until everything is durable; returns the run's status (ABORTED if aborted).
 
         `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse).
         """
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                with self.conn.begin():
-                    if self.head is None:
-                        self.head = self._read_head()
-                    stored = self._write_run(release or self._finished, hold_extra)
-                    self._write_steps()
-                    for extra in self._work:
-                        extra(self.conn)
-                    head = self._write_events(self.head)
-            except IntegrityError:
-                if attempt == WRITE_ATTEMPTS - 1 or not self._head_moved():
-                    raise
-                continue
-            self.head = head
-            self._events, self._work, self._dirty = [], [], set()
-            if stored is RunStatus.ABORTED and self.run.status is not RunStatus.ABORTED:
-                self.run.status = RunStatus.ABORTED
-            return self.run.status
-        raise AssertionError("unreachable")
+        self.submit(release=release, hold_extra=hold_extra, announce=announce)
+        self.writer.wait()
+        if self.writer.aborted:
+            self.run.status = RunStatus.ABORTED
+        return self.run.status
 
-    def _write_events(self, head: Head) -> Head:
-        if self.run.incident_id is None:
-            return head
-        return chain.write(self.conn, self.run.incident_id, head, self._events)
 
-    def _head_moved(self) -> bool:
-        """After a failed write: did someone else append to the incident (then retry on the new head)?"""
-        with self.conn.begin():
-            current = self._read_head()
-        moved, self.head = current != self.head, current
-        return moved
-
-    def _read_head(self) -> Head:
-        if self.run.incident_id is None:
-            return Head(0, chain.GENESIS)
-        return chain.head(self.conn, self.run.incident_id)
-
-    def _write_run(self, release: bool, hold_extra: float) -> RunStatus:
-        run = self.run
-        params = {
-            "run_id": run.id,
-            "worker": self.worker,
-            "new_status": run.status,
-            "new_attention": run.attention,
-            "new_finished_at": run.finished_at,
-            "new_context": run.context,
-            "new_owner": None if release else self.worker,
-            "new_expiry": None if release else utcnow() + self.lease_ttl + timedelta(seconds=hold_extra),
-        }
-        stored = self.conn.execute(WRITE_RUN, params).scalar()
-        if stored is None:
-            raise LeaseLost(f"run {run.id} is no longer leased to this process")
-        return RunStatus(stored)
-
-    def _write_steps(self) -> None:
-        if not self._dirty:
-            return
-        rows = [{"step_id": s.id, **s.values()} for s in self.run.steps if s.name in self._dirty]
-        self.conn.execute(WRITE_STEP, rows)
+__all__ = ["Journal", "LeaseLost", "RunState", "StepState", "load"]
