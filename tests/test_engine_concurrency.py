@@ -1,0 +1,150 @@
+"""What others can do to a run while the engine holds it: abort it, take its lease, write to its timeline.
+
+The engine writes transitions behind its back (bot/runbooks/writer.py) and re-reads nothing between steps,
+so these prove it still notices: an abort stops it before the next outside change, a lost lease stops it
+without another write, and a human's note on the incident does not fork the hash chain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, update
+
+from bot.db.base import utcnow
+from bot.incidents.models import TimelineEvent
+from bot.incidents.service import append_event, verify_chain
+from bot.runbooks import service
+from bot.runbooks.context import Toolkit
+from bot.runbooks.engine import RunBusy
+from bot.runbooks.models import KeyLock, Run, RunStatus
+from bot.runbooks.writer import Batch, Writer
+from tests.test_engine import run_of, start
+from tests.world import World, unique_name
+
+
+class Hooked:
+    """A provider that calls `hook` once, the first time `method` is called."""
+
+    def __init__(self, inner: Any, method: str, hook: Callable[[], None]) -> None:
+        self._inner, self._method, self._hook, self.fired = inner, method, hook, False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method:
+            return attr
+
+        def hooked(*args: Any, **kwargs: Any) -> Any:
+            if not self.fired:
+                self.fired = True
+                self._hook()
+            return attr(*args, **kwargs)
+
+        return hooked
+
+
+def hooked_toolkit(world: World, method: str, hook: Callable[[], None]) -> tuple[Toolkit, Hooked]:
+    plain = world.toolkit()
+    provider = Hooked(plain.providers["openai"], method, hook)
+    return Toolkit({"openai": provider}, plain.store, plain.fingerprinter), provider  # type: ignore[dict-item]
+
+
+def events_of(world: World, run_id: str) -> list[TimelineEvent]:
+    with world.database.session() as session:
+        return list(session.scalars(select(TimelineEvent).where(TimelineEvent.run_id == run_id)))
+
+
+def test_abort_during_a_step_stops_before_the_next_outside_change(world: World) -> None:
+    name = unique_name("abort")
+    key_id = world.add_key(name, "staging")
+    run_id = start(world, key_id)
+    abort = lambda: service.abort(world.database, run_id, "U0SECOND1", "wrong key")  # noqa: E731
+    toolkit, provider = hooked_toolkit(world, "authenticates", abort)  # verify_new, just before revoke_old
+
+    assert world.engine(toolkit).execute(run_id) is RunStatus.ABORTED
+
+    assert provider.fired
+    assert world.openai.calls_to(r"/api_keys/", method="DELETE") == []
+    assert world.openai.authenticates(world.keys[name]["value"])
+    run = run_of(world, run_id)
+    assert run.status is RunStatus.ABORTED and "aborted by U0SECOND1" in (run.attention or "")
+    assert run.lease_owner is None
+    kinds = [e.kind for e in events_of(world, run_id)]
+    assert "run.aborted" in kinds and "run.succeeded" not in kinds
+    revoke = [e.kind for e in events_of(world, run_id) if e.data.get("effect") == "provider.revoke"]
+    assert revoke == ["effect.intent", "effect.cancelled"]
+    with world.database.session() as session:
+        assert session.get(KeyLock, key_id) is None
+        assert verify_chain(session)[1] == []
+
+
+def test_lost_lease_stops_the_engine_without_touching_the_run(world: World) -> None:
+    name = unique_name("lease")
+    key_id = world.add_key(name, "staging")
+    run_id = start(world, key_id)
+
+    def take_over() -> None:
+        with world.database.session() as session:
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(lease_owner="elsewhere:1:thief", lease_expires_at=utcnow() + timedelta(minutes=5))
+            )
+
+    toolkit, _ = hooked_toolkit(world, "authenticates", take_over)
+    with pytest.raises(RunBusy, match="taken over"):
+        world.engine(toolkit).execute(run_id)
+
+    assert world.openai.calls_to(r"/api_keys/", method="DELETE") == []
+    run = run_of(world, run_id)
+    assert run.lease_owner == "elsewhere:1:thief" and run.status is RunStatus.RUNNING
+
+
+def test_a_note_added_mid_run_joins_the_chain_without_forking_it(world: World) -> None:
+    name = unique_name("note")
+    key_id = world.add_key(name, "staging")
+    run_id = start(world, key_id)
+    incident_id = run_of(world, run_id).incident_id
+    assert incident_id is not None
+
+    def note() -> None:
+        with world.database.session() as session:
+            append_event(session, incident_id, "note.added", "U0HUMAN01", {"text": "customer reports 401s"})
+
+    toolkit, provider = hooked_toolkit(world, "find", note)
+    assert world.engine(toolkit).execute(run_id) is RunStatus.SUCCEEDED
+
+    assert provider.fired
+    with world.database.session() as session:
+        events = list(
+            session.scalars(
+                select(TimelineEvent)
+                .where(TimelineEvent.incident_id == incident_id)
+                .order_by(TimelineEvent.seq)
+            )
+        )
+        checked, breaks = verify_chain(session, incident_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.kind for e in events].count("note.added") == 1
+    assert checked == len(events) and breaks == []
+
+
+def test_writer_raises_a_database_failure_instead_of_hanging(world: World) -> None:
+    unreachable = create_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
+    )
+    writer = Writer(unreachable, "run_nowhere", None, "test:1:w", timedelta(seconds=30))
+    batch = Batch(run={"status": RunStatus.RUNNING, "attention": None, "finished_at": None, "context": {}},
+                  steps=[], events=[], work=[])  # fmt: skip
+    started = time.monotonic()
+    writer.put(batch)
+    with pytest.raises(Exception, match=r"(?i)connect|refused"):
+        writer.wait()
+    with pytest.raises(Exception, match=r"(?i)connect|refused"):
+        writer.put(batch)
+    writer.close()
+    assert time.monotonic() - started < 10
