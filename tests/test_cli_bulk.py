@@ -126,7 +126,7 @@ def test_leaked_env_file_never_prints_the_secrets(world: World, bulk: Invoke, tm
         assert registered not in result.output and stranger not in result.output
 
 
-def test_production_key_waits_for_a_second_person(world: World, bulk: Invoke, tmp_path: Path) -> None:
+def test_production_key_waits_for_a_second_person(world: World, bulk: Invoke) -> None:
     prod, staging = unique_name("prod"), unique_name("stg")
     prod_id, staging_id = world.add_key(prod, "production"), world.add_key(staging, "staging")
     result = bulk(
@@ -164,7 +164,7 @@ def test_bad_input_is_one_clear_line(world: World, bulk: Invoke, tmp_path: Path)
     assert runs_by_key(world) == {}
 
 
-def test_worker_processes_from_a_real_keybot(world: World, tmp_path: Path) -> None:
+def test_worker_processes_from_a_real_keybot(world: World) -> None:
     names = [unique_name("proc") for _ in range(3)]
     ids = [world.add_key(name, "staging") for name in names]
     result = subprocess.run(
