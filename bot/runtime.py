@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from bot.sandbox.drill import Sandbox
 
 
+DB_MAX_OVERFLOW = 40
+"""Every run being executed holds a connection for its writer (Slack worker threads, bulk revokes), on top
+of the short sessions of Slack handlers; the pool's default overflow of 10 would make them queue."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -30,7 +35,7 @@ class Runtime:
 
     @cached_property
     def database(self) -> Database:
-        database = Database(self.settings.database_url)
+        database = Database(self.settings.database_url, max_overflow=DB_MAX_OVERFLOW)
         ensure_schema(database.engine)
         return database
 

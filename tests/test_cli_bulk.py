@@ -148,16 +148,17 @@ def test_bad_input_is_one_clear_line(world: World, bulk: Invoke, tmp_path: Path)
     good.write_text(f"{name}\n")
     empty.write_text("# nothing yet\n\n")
     binary.write_bytes(b"\x7fELF\x00\x01")
-    cases = {
-        "no such file": (str(tmp_path / "missing.txt"), "--yes"),
-        "--concurrency must be at least 1": (str(good), "--yes", "--concurrency", "0"),
-        "--mode must be staged or emergency": (str(good), "--yes", "--mode", "bogus"),
-        "--severity must be one of": (str(good), "--yes", "--severity", "sev9"),
-        "no key references": (str(empty), "--yes"),
-        "not a text file": (str(binary), "--yes"),
-        "pass --yes": (str(good),),
-    }
-    for message, args in cases.items():
+    cases = [
+        ("no such file", (str(tmp_path / "missing.txt"), "--yes")),
+        ("--concurrency must be between 1 and 32", (str(good), "--yes", "--concurrency", "0")),
+        ("--concurrency must be between 1 and 32", (str(good), "--yes", "--concurrency", "33")),
+        ("--mode must be staged or emergency", (str(good), "--yes", "--mode", "bogus")),
+        ("--severity must be one of", (str(good), "--yes", "--severity", "sev9")),
+        ("no key references", (str(empty), "--yes")),
+        ("not a text file", (str(binary), "--yes")),
+        ("pass --yes", (str(good),)),
+    ]
+    for message, args in cases:
         result = bulk(*args, "--reason", "x")
         assert result.returncode == 2, (message, result.output)
         assert message in result.stderr and "Traceback" not in result.output, (message, result.stderr)

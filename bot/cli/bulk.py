@@ -264,13 +264,18 @@ def _preview(targets: dict[int, Target]) -> None:
         out.print(f"… and {len(targets) - PREVIEW} more")
 
 
+MAX_CONCURRENCY = 32
+"""Each run in flight holds a database connection while it runs (its writer); 32 stays well inside
+PostgreSQL's default 100 connections and OpenAI's admin API rate limits."""
+
+
 def _check_options(mode: str, severity: str, concurrency: int, processes: int | None, reason: str) -> None:
     if mode not in ("staged", "emergency"):
         raise CliError("--mode must be staged or emergency")
     if severity not in ("sev1", "sev2", "sev3", "sev4"):
         raise CliError("--severity must be one of sev1, sev2, sev3, sev4")
-    if concurrency < 1:
-        raise CliError("--concurrency must be at least 1")
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise CliError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}")
     if processes is not None and processes < 1:
         raise CliError("--processes must be at least 1")
     if not reason.strip():

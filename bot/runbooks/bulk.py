@@ -82,10 +82,16 @@ def revoke_one(engine: Engine, key_id: int, request: BulkRequest) -> Outcome:
 
 
 def _drain(factory: EngineFactory, request: BulkRequest, todo: Any, done: Any) -> None:
-    """One worker thread: its own engine (clients are not shared between threads), keys until STOP."""
-    engine = factory()
+    """One worker thread: an engine from the factory, then keys until STOP. If the engine cannot be built,
+    every key this thread takes is reported as an error with the reason (never a bare traceback)."""
+    try:
+        engine: Engine | None = factory()
+        failure = ""
+    except Exception as error:
+        log.exception("bulk worker could not build its engine")
+        engine, failure = None, f"this worker could not start: {type(error).__name__}: {error}"
     while (key_id := todo.get()) is not STOP:
-        done.put(revoke_one(engine, key_id, request))
+        done.put(revoke_one(engine, key_id, request) if engine else Outcome(key_id, None, "error", failure))
 
 
 def _threads(factory: EngineFactory, request: BulkRequest, todo: Any, done: Any, count: int) -> None:
@@ -148,7 +154,10 @@ def revoke_many(
             except queue.Empty:
                 if alive():
                     continue
-                break
+                try:  # the last results may have landed between the timeout and the workers' exit
+                    outcome = done.get(timeout=RESULT_WAIT_SECONDS)
+                except queue.Empty:
+                    break
             outcomes[outcome.key_id] = outcome
             if on_outcome is not None:
                 on_outcome(outcome)
