@@ -371,7 +371,8 @@ def run() -> None:
             try:
                 ensure_schema(database.engine)
                 measure(dialect, database, runbooks, world, direct_ms, listed_ms, engine_p50)
-                run_bulk(dialect, database, world)
+                if BULK:
+                    run_bulk(dialect, database, world)
             finally:
                 world.stop()
                 database.dispose()

@@ -92,23 +92,15 @@ class Engine:
                     lease.release(session, run_id, self.worker)
 
     def _drive(self, book: journal.Journal, facts: KeyFacts) -> bool:
-        """Step until the run stops. True once the lease was given back.
-
-        A step's start (with the previous step's end) is handed to the writer and the step begins at once;
-        its outside reads overlap the write, and any outside change waits for it (see StepContext.effect).
-        """
+        """Step until the run stops; each transition (a step's end with the next one's start) is one write.
+        True once the lease was given back."""
         finished_step: str | None = None
         while True:
             if book.aborted:
                 book.run.status = RunStatus.ABORTED
             work = self._next(book, facts)
-            if work is None:
-                book.commit(release=True, announce=True)
-            else:
-                book.submit(announce=True)
+            book.commit(release=work is None, announce=True)
             if finished_step is not None:
-                if failpoints.armed(f"after:{finished_step}"):
-                    book.writer.wait()
                 failpoints.hit(f"after:{finished_step}")
             if work is None:
                 return True

@@ -2,8 +2,8 @@
 
 The engine reads the run once, keeps it and the incident's chain head in memory, and records each
 transition here: the steps that changed, the timeline events, any extra statements an action queued.
-`submit` hands them to the run's writer (bot/runbooks/writer.py) as one transaction of Core statements;
-`commit` also waits until they are durable. Nothing is re-read between steps.
+`commit` hands them to the run's writer (bot/runbooks/writer.py), which writes them as one transaction of
+Core statements. Nothing is re-read between steps.
 
 Only an abort can change a run while its lease is held; the run row's UPDATE never overwrites it and hands
 the stored status back, so the engine learns of the abort from the next write.
@@ -131,7 +131,7 @@ def load(session: Session, run_id: str) -> RunState | None:
 
 @dataclass
 class Journal:
-    """What the engine records about a run it holds; `submit` hands it to the writer, `commit` waits too."""
+    """What the engine records about a run it holds, until `commit` writes it."""
 
     run: RunState
     writer: Writer
@@ -142,7 +142,7 @@ class Journal:
 
     @property
     def aborted(self) -> bool:
-        """Someone aborted the run (learnt from the last write); the engine stops at its next decision."""
+        """Someone aborted the run (learnt from the last write)."""
         return self.writer.aborted
 
     def event(self, kind: str, data: dict[str, Any] | None = None, *, step: str | None = None,
@@ -185,8 +185,12 @@ class Journal:
         self.event("run.succeeded")
         self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
 
-    def submit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> None:
-        """Hand everything recorded since the last submit to the writer, and return at once."""
+    def commit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> RunStatus:
+        """Write everything recorded since the last commit; returns the run's status (ABORTED if aborted).
+
+        `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse); `announce`
+        tells the progress displays to re-read the run.
+        """
         run = self.run
         batch = Batch(
             run={
@@ -205,15 +209,7 @@ class Journal:
             announce=announce,
         )
         self._events, self._work, self._dirty = [], [], set()
-        self.writer.put(batch)
-
-    def commit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> RunStatus:
-        """Submit, then wait until everything is durable; returns the run's status (ABORTED if aborted).
-
-        `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse).
-        """
-        self.submit(release=release, hold_extra=hold_extra, announce=announce)
-        self.writer.wait()
+        self.writer.write(batch)
         if self.writer.aborted:
             self.run.status = RunStatus.ABORTED
         return self.run.status

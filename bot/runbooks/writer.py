@@ -1,20 +1,14 @@
-"""Writes a run's transitions in order, on a thread of their own.
+"""Writes a run's transitions: each batch (the run row, the steps that changed, timeline events, extra
+statements) is one transaction on one connection held for the whole run.
 
-The engine hands over a batch (the run row, the steps that changed, timeline events, extra statements) and
-goes on with its next outside *read* while the batch is written; before any outside *change* it waits until
-every batch is durable (`Writer.wait`). So the database's latency hides behind the provider's, and the
-guarantee stays the same: nothing is changed outside before its intent is committed.
-
-Each batch is one transaction on one connection this thread holds for the whole run. Batches are written
-strictly in order; after a failed batch nothing more is written and the error is raised to the engine.
+The run row is written first and only while this worker holds the lease, so a lost lease writes nothing;
+an abort by someone else is never overwritten and is reported back (`aborted`).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
@@ -74,6 +68,8 @@ class Batch:
 
 @dataclass
 class Writer:
+    """Writes one run's batches on a connection it holds for the whole `execute` (no pool round trips)."""
+
     engine: Engine
     run_id: str
     incident_id: int | None
@@ -81,58 +77,24 @@ class Writer:
     lease_ttl: timedelta
     on_written: Callable[[], None] | None = None
     aborted: bool = False  # set once a write finds the run aborted by someone else
-    _queue: queue.Queue[Batch | None] = field(default_factory=queue.Queue)
-    _error: BaseException | None = None
+    _conn: Connection | None = None
     _head: Head | None = None
-    _thread: threading.Thread | None = None
 
-    def put(self, batch: Batch) -> None:
-        self._raise_if_failed()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name=f"journal-{self.run_id}", daemon=True)
-            self._thread.start()
-        self._queue.put(batch)
-
-    def wait(self) -> None:
-        """Return once every batch handed over is durable; raise the error that stopped the writer."""
-        self._queue.join()
-        self._raise_if_failed()
+    def write(self, batch: Batch) -> None:
+        """Commit the batch; raises LeaseLost, or the database's error (nothing of the batch is kept)."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        self._write(self._conn, batch)
+        if batch.announce and self.on_written is not None:
+            try:
+                self.on_written()
+            except Exception:
+                log.exception("progress callback failed", run_id=self.run_id)
 
     def close(self) -> None:
-        """Write what is queued, then stop the thread (errors were or will be raised by `wait`)."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _loop(self) -> None:
-        conn: Connection | None = None
-        try:
-            conn = self.engine.connect()
-        except BaseException as error:  # every batch then fails with it; the queue is still drained
-            self._error = error
-        try:
-            while (batch := self._queue.get()) is not None:
-                try:
-                    if self._error is None and conn is not None:
-                        self._write(conn, batch)
-                except BaseException as error:  # handed to the engine thread by wait()
-                    self._error = error
-                finally:
-                    self._queue.task_done()
-                if batch.announce and self._error is None and self.on_written is not None:
-                    try:
-                        self.on_written()
-                    except Exception:
-                        log.exception("progress callback failed", run_id=self.run_id)
-            self._queue.task_done()
-        finally:
-            if conn is not None:
-                conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _write(self, conn: Connection, batch: Batch) -> None:
         for attempt in range(WRITE_ATTEMPTS):
