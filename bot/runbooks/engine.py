@@ -24,6 +24,7 @@ from bot.runbooks import failpoints, journal, lease
 from bot.runbooks.actions import ACTIONS
 from bot.runbooks.context import KeyFacts, NeedsHuman, RunAborted, StepContext, StepFailed, Toolkit
 from bot.runbooks.definitions import RunbookDefinition, StepDefinition
+from bot.runbooks.guard import guarded
 from bot.runbooks.journal import LeaseLost, StepState
 from bot.runbooks.models import Run, RunStatus, StepStatus
 from bot.runbooks.writer import Writer
@@ -92,15 +93,21 @@ class Engine:
                     lease.release(session, run_id, self.worker)
 
     def _drive(self, book: journal.Journal, facts: KeyFacts) -> bool:
-        """Step until the run stops; each transition (a step's end with the next one's start) is one write.
-        True once the lease was given back."""
+        """Step until the run stops. True once the lease was given back.
+
+        A step's end and the next one's start are written together, at that step's first outside call
+        (bot/runbooks/guard.py), so consecutive steps without outside calls share one write.
+        """
         finished_step: str | None = None
         while True:
             if book.aborted:
                 book.run.status = RunStatus.ABORTED
             work = self._next(book, facts)
-            book.commit(release=work is None, announce=True)
+            if work is None:
+                book.commit(release=True)
             if finished_step is not None:
+                if failpoints.armed(f"after:{finished_step}"):
+                    book.flush()
                 failpoints.hit(f"after:{finished_step}")
             if work is None:
                 return True
@@ -145,6 +152,7 @@ class Engine:
                 book.changed(step)
                 return None
             toolkit = self.drill_toolkit()
+        toolkit = guarded(toolkit, book.flush)
         first_attempt = step.attempts == 0
         step.status = StepStatus.RUNNING
         step.attempts += 1
@@ -218,7 +226,7 @@ class Engine:
         work.step.last_error = redact(reason)[:1000]
         book.changed(work.step)
         book.event("step.retrying", {"error": reason, "in_seconds": round(delay, 3)}, step=work.step.name)
-        book.commit(hold_extra=delay, announce=True)
+        book.commit(hold_extra=delay)
         time.sleep(delay)
 
     @staticmethod

@@ -155,6 +155,11 @@ class Journal:
     def changed(self, step: StepState) -> None:
         self._dirty.add(step.name)
 
+    def flush(self) -> None:
+        """Write what was recorded, if anything (before every outside call; see bot/runbooks/guard.py)."""
+        if self._events or self._work or self._dirty:
+            self.commit()
+
     def also(self, work: Callable[[Connection], Any]) -> None:
         """Extra statements for the next write, in the same transaction (re-run if that write is retried)."""
         self._work.append(work)
@@ -185,11 +190,11 @@ class Journal:
         self.event("run.succeeded")
         self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
 
-    def commit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> RunStatus:
+    def commit(self, *, release: bool = False, hold_extra: float = 0.0) -> RunStatus:
         """Write everything recorded since the last commit; returns the run's status (ABORTED if aborted).
 
-        `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse); `announce`
-        tells the progress displays to re-read the run.
+        `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse). Progress
+        displays are told to re-read the run whenever a step changed.
         """
         run = self.run
         batch = Batch(
@@ -206,7 +211,7 @@ class Journal:
             work=self._work,
             release=release or self._finished,
             hold_extra=hold_extra,
-            announce=announce,
+            announce=bool(self._dirty),
         )
         self._events, self._work, self._dirty = [], [], set()
         self.writer.write(batch)
