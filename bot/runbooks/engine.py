@@ -24,7 +24,7 @@ from bot.runbooks import failpoints, journal, lease
 from bot.runbooks.actions import ACTIONS
 from bot.runbooks.context import KeyFacts, NeedsHuman, RunAborted, StepContext, StepFailed, Toolkit
 from bot.runbooks.definitions import RunbookDefinition, StepDefinition
-from bot.runbooks.guard import guarded
+from bot.runbooks.guard import STALE_SECONDS, guarded
 from bot.runbooks.journal import LeaseLost, StepState
 from bot.runbooks.models import Run, RunStatus, StepStatus
 from bot.runbooks.writer import Writer
@@ -95,8 +95,8 @@ class Engine:
     def _drive(self, book: journal.Journal, facts: KeyFacts) -> bool:
         """Step until the run stops. True once the lease was given back.
 
-        A step's end and the next one's start are written together, at that step's first outside call
-        (bot/runbooks/guard.py), so consecutive steps without outside calls share one write.
+        A step's end and the next one's start are recorded, and written before the next outside change
+        (or a read, once a second old: bot/runbooks/guard.py), so steps that only read share a write.
         """
         finished_step: str | None = None
         while True:
@@ -152,7 +152,7 @@ class Engine:
                 book.changed(step)
                 return None
             toolkit = self.drill_toolkit()
-        toolkit = guarded(toolkit, book.flush)
+        toolkit = guarded(toolkit, lambda: book.flush(older_than=STALE_SECONDS))
         first_attempt = step.attempts == 0
         step.status = StepStatus.RUNNING
         step.attempts += 1

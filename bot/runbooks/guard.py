@@ -1,8 +1,10 @@
-"""Nothing leaves the process before the record that led to it is durable.
+"""When a run's record is written: before every outside change, and before a read once it is a second old.
 
-The engine records a step's start (and the previous step's end) without writing it; the write happens at
-the step's first call to a provider or to Vault, read or change, through these wrappers. A step that makes
-no outside call at all (queueing notifications) costs no write of its own: it goes out with the next one.
+The engine records a step's start (and the previous step's end) without writing it. `StepContext.effect`
+writes everything recorded before any outside *change* (and aborts stop there). Outside *reads* (finding
+the key, usage, Vault versions) change nothing, so redoing them after a crash is harmless; before one,
+these wrappers write the record only when it has waited `STALE_SECONDS`, which keeps progress displays
+(they re-read the run after each write) at most about a second behind without a write per step.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class FlushFirst:
             return attr(*args, **kwargs)
 
         return flushed
+
+
+STALE_SECONDS = 1.0
 
 
 def guarded(toolkit: Toolkit, flush: Callable[[], object]) -> Toolkit:

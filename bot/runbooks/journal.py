@@ -12,6 +12,7 @@ the stored status back, so the engine learns of the abort from the next write.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -139,6 +140,7 @@ class Journal:
     _work: list[Callable[[Connection], Any]] = field(default_factory=list)
     _dirty: set[str] = field(default_factory=set)
     _finished: bool = False
+    _since: float | None = None  # when the oldest unwritten record was made
 
     @property
     def aborted(self) -> bool:
@@ -151,18 +153,21 @@ class Journal:
         if self.run.incident_id is not None:
             actor = actor or self.run.initiated_by
             self._events.append(PendingEvent.now(kind, actor, data, run_id=self.run.id, step=step))
+            self._since = self._since or time.monotonic()
 
     def changed(self, step: StepState) -> None:
         self._dirty.add(step.name)
+        self._since = self._since or time.monotonic()
 
-    def flush(self) -> None:
-        """Write what was recorded, if anything (before every outside call; see bot/runbooks/guard.py)."""
-        if self._events or self._work or self._dirty:
+    def flush(self, older_than: float = 0.0) -> None:
+        """Write what was recorded, if anything recorded has waited at least `older_than` seconds."""
+        if self._since is not None and time.monotonic() - self._since >= older_than:
             self.commit()
 
     def also(self, work: Callable[[Connection], Any]) -> None:
         """Extra statements for the next write, in the same transaction (re-run if that write is retried)."""
         self._work.append(work)
+        self._since = self._since or time.monotonic()
 
     def set_incident_status(self, status: IncidentStatus, actor: str) -> bool:
         """Queue an incident status change (with its timeline event); False when it already had it."""
@@ -213,7 +218,7 @@ class Journal:
             hold_extra=hold_extra,
             announce=bool(self._dirty),
         )
-        self._events, self._work, self._dirty = [], [], set()
+        self._events, self._work, self._dirty, self._since = [], [], set(), None
         self.writer.write(batch)
         if self.writer.aborted:
             self.run.status = RunStatus.ABORTED
