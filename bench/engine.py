@@ -3,7 +3,9 @@ over the same outside calls made directly, and a bulk leak of 1,000 keys revoked
 
 Each database target gets a fresh sandbox provider (its audit log and service accounts grow with every run,
 and the sandbox scans them linearly), so SQLite and PostgreSQL see the same outside world. OpenBao is shared:
-every key has its own path. Environment: BENCH_BULK_KEYS (1000), BENCH_ENGINE_RUNS (30 per mode),
+every key has its own path. The bulk leak goes through `bot.runbooks.bulk.revoke_many`, the executor behind
+`keybot bulk-revoke`: BENCH_BULK_PROCESSES worker processes (default: one per CPU) x BENCH_BULK_THREADS
+threads (8). Environment: BENCH_BULK_KEYS (1000; 0 skips the bulk leak), BENCH_ENGINE_RUNS (30 per mode),
 BENCH_SANDBOX_NAGLE=1 to keep the sandbox provider's Nagle stalls (see `_sandbox_without_nagle`).
 """
 

@@ -145,3 +145,35 @@ def test_writer_raises_a_database_failure(world: World) -> None:
         writer.write(batch)
     writer.close()
     assert time.monotonic() - started < 10
+
+
+class SlowReads:
+    """Usage takes 1.2 s; when audit events are read next, what does the database say about the run?"""
+
+    def __init__(self, inner: Any, world: World, run_id: str) -> None:
+        self._inner, self._world, self._run_id = inner, world, run_id
+        self.seen: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def usage(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.2)
+        return self._inner.usage(*args, **kwargs)
+
+    def audit_events(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.seen:
+            self.seen = {s.name: s.status.value for s in run_of(self._world, self._run_id).steps}
+        return self._inner.audit_events(*args, **kwargs)
+
+
+def test_a_slow_read_lets_the_record_catch_up_before_the_next_one(world: World) -> None:
+    """Reads do not write the run's record each time, but never let it fall more than a second behind."""
+    key_id = world.add_key(unique_name("slow"), "staging")
+    run_id = start(world, key_id)
+    plain = world.toolkit()
+    slow = SlowReads(plain.providers["openai"], world, run_id)
+    toolkit = Toolkit({"openai": slow}, plain.store, plain.fingerprinter)  # type: ignore[dict-item]
+
+    assert world.engine(toolkit).execute(run_id) is RunStatus.SUCCEEDED
+    assert slow.seen["identify"] == "succeeded" and slow.seen["assess"] == "running"
