@@ -42,6 +42,7 @@ from bot.providers.vault_metadata import (
     promoted,
 )
 from bot.providers.vault_paths import Loc, parse_path, positive
+from bot.providers.vault_session import pin_environment
 
 __all__ = ["MAX_CUSTOM_KEYS", "POLICY_FILE", "VaultStore"]
 
@@ -63,6 +64,7 @@ class VaultStore:
         relogin: Callable[[hvac.Client], object] | None = None,
     ) -> None:
         """`mount` confines the store to one KV mount (None: any); `relogin` renews an AppRole token."""
+        pin_environment(client)
         self._client = client
         self._mount = mount
         self._relogin = relogin
