@@ -9,12 +9,12 @@ from datetime import timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Table, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.db.session import Database
+from bot.db.upsert import insert_unless_present
 from bot.notifications.models import Notification, NotificationStatus
 from bot.secrets import redact, redact_obj
 
@@ -73,12 +73,8 @@ def enqueue(
     if not rows:
         return 0
     dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    elif dialect == "sqlite":
-        statement = sqlite.insert(NOTIFICATIONS).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    else:
+    statement = insert_unless_present(dialect, NOTIFICATIONS, ["dedupe_key"])
+    if statement is None:
         return _enqueue_portably(db, list(rows.values()))
     inserted = db.execute(statement.returning(NOTIFICATIONS.c.id), list(rows.values()))
     return len(inserted.all())

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.db.session import Database
+from bot.db.upsert import insert_unless_present
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, Head, PendingEvent
 from bot.incidents.models import Incident
@@ -125,22 +126,35 @@ def start_run(
 
 
 def _take_lock(conn: Connection, key_id: int, key_name: str, run_id: str, actor: str) -> None:
-    """One active run per key: the lock row's primary key is the key id; a finished run's lock is stale."""
-    existing = conn.execute(
-        select(LOCKS.c.run_id, LOCKS.c.holder, RUNS.c.status)
-        .join(RUNS, RUNS.c.id == LOCKS.c.run_id, isouter=True)
-        .where(LOCKS.c.key_id == key_id)
-    ).first()
-    if existing is not None:
-        if existing.status is not None and not RunStatus(existing.status).finished:
-            raise KeyBusy(key_name, existing.run_id, existing.holder)
-        conn.execute(delete(LOCKS).where(LOCKS.c.key_id == key_id))
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(LOCKS).values(key_id=key_id, run_id=run_id, holder=actor))
-    except IntegrityError:
-        winner = conn.execute(select(LOCKS.c.run_id, LOCKS.c.holder).where(LOCKS.c.key_id == key_id)).first()
-        raise KeyBusy(key_name, winner.run_id if winner else "?", winner.holder if winner else "?") from None
+    """One active run per key: the lock row's primary key is the key id; a finished run's lock is stale.
+
+    The insert is tried first (on PostgreSQL a concurrent starter waits for ours to commit, then sees it);
+    only when the key is taken is the holder looked at.
+    """
+    lock = {"key_id": key_id, "run_id": run_id, "holder": actor, "acquired_at": utcnow()}
+    insert_lock = insert_unless_present(conn.dialect.name, LOCKS, ["key_id"])
+    for _ in range(3):
+        if insert_lock is not None:
+            if conn.execute(insert_lock.returning(LOCKS.c.key_id), [lock]).first() is not None:
+                return
+        else:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(LOCKS), [lock])
+                return
+            except IntegrityError:
+                pass
+        holder = conn.execute(
+            select(LOCKS.c.run_id, LOCKS.c.holder, RUNS.c.status)
+            .join(RUNS, RUNS.c.id == LOCKS.c.run_id, isouter=True)
+            .where(LOCKS.c.key_id == key_id)
+        ).first()
+        if holder is None:
+            continue
+        if holder.status is not None and not RunStatus(holder.status).finished:
+            raise KeyBusy(key_name, holder.run_id, holder.holder)
+        conn.execute(delete(LOCKS).where(LOCKS.c.key_id == key_id, LOCKS.c.run_id == holder.run_id))
+    raise KeyBusy(key_name, "?", "another run starting at the same moment")
 
 
 def _load(session: Session, run_id: str) -> Run:
