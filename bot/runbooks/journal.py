@@ -218,8 +218,8 @@ class Journal:
             hold_extra=hold_extra,
             announce=bool(self._dirty),
         )
+        self.writer.write(batch)  # on failure everything stays recorded, for the next attempt to write
         self._events, self._work, self._dirty, self._since = [], [], set(), None
-        self.writer.write(batch)
         if self.writer.aborted:
             self.run.status = RunStatus.ABORTED
         return self.run.status
