@@ -260,7 +260,7 @@ def direct(
     def mint() -> None:
         if not listed:
             assert store.find_run_version(path, run_id) is None
-        minted = provider.mint(ref, idempotency_key=f"{run_id}-mint")
+        minted = provider.mint(ref, idempotency_key=f"{run_id}-mint", first_attempt=True)
         stored = store.write_pending(path, minted.value, key_id=minted.key_id, run_id=run_id)
         state["new_version"] = stored.version
 

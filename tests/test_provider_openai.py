@@ -379,3 +379,16 @@ def test_no_secret_reaches_a_log_record_or_an_exception(
     for secret in secrets:
         assert secret not in logged and secret not in raised
     openai_standin.assert_no_validation_errors()
+
+
+def test_first_mint_attempt_does_not_list_the_project(
+    provider: OpenAIAdminProvider, openai_standin: OpenAIStandin, project: dict[str, Any]
+) -> None:
+    """The engine says when nothing was ever tried under a key: then there is nothing to sweep."""
+    minted = provider.mint(KeyRef(None, project["id"]), idempotency_key="run-12:mint", first_attempt=True)
+    assert openai_standin.calls_to(r"/service_accounts$", "GET") == []
+    assert _accounts(openai_standin, project["id"], "keybot-run-12:mint") == [minted.owner_id]
+    again = provider.mint(KeyRef(None, project["id"]), idempotency_key="run-12:mint")
+    assert len(openai_standin.calls_to(r"/service_accounts$", "GET")) == 1
+    assert _accounts(openai_standin, project["id"], "keybot-run-12:mint") == [again.owner_id]
+    openai_standin.assert_no_validation_errors()

@@ -104,8 +104,12 @@ class KeyProvider(Protocol):
         """Delete the key. True if this call deleted it, False if it was already gone."""
         ...
 
-    def mint(self, ref: KeyRef, *, idempotency_key: str) -> MintedKey:
-        """Create a replacement, removing any half-made earlier attempt with the same idempotency key."""
+    def mint(self, ref: KeyRef, *, idempotency_key: str, first_attempt: bool = False) -> MintedKey:
+        """Create a replacement, removing any half-made earlier attempt with the same idempotency key.
+
+        `first_attempt`: nothing was ever tried under this key (the caller recorded that durably), so
+        there is nothing to look for.
+        """
         ...
 
     def authenticates(self, secret: SecretStr) -> bool:

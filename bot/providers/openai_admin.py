@@ -245,18 +245,21 @@ class OpenAIAdminProvider:
         return True
 
     # ---- mint ---------------------------------------------------------------------------------
-    def mint(self, ref: KeyRef, *, idempotency_key: str) -> MintedKey:
+    def mint(self, ref: KeyRef, *, idempotency_key: str, first_attempt: bool = False) -> MintedKey:
         """A new service account in the key's project; its key value is returned once.
 
         An account already carrying this step's name is an earlier attempt whose value was lost: it is
         deleted first, so a re-run never leaves two replacements. The engine must therefore not call
-        mint again once the value is safely stored (it checks the secret store first).
+        mint again once the value is safely stored (it checks the secret store first). On a first attempt
+        there is no such account, and listing every service account of the project is skipped.
         """
         project = ref.project or self._require(ref)[1]
         name = account_name(idempotency_key)
         accounts = self._org.projects.service_accounts
-        with sdk_errors(f"list service accounts in project {project}"):
-            stale = [sa.id for sa in accounts.list(project, limit=_PAGE) if sa.name == name]
+        stale: list[str] = []
+        if not first_attempt:
+            with sdk_errors(f"list service accounts in project {project}"):
+                stale = [sa.id for sa in accounts.list(project, limit=_PAGE) if sa.name == name]
         for sa_id in stale:
             log.warning(
                 "deleting a half-made replacement whose key value was lost",

@@ -106,8 +106,10 @@ def mint(ctx: StepContext) -> Result:
         f"Create a replacement for {ctx.key.name} in the {ctx.key.provider} console and write it to "
         f"Vault at {path} as a new version; then press Mark done.",
     )
+    first_attempt = not ctx.state.get("mint_tried")
+    ctx.state["mint_tried"] = True  # committed with the intent, before the call: a re-run looks for leftovers
     with ctx.effect("provider.mint", idempotency_key=ctx.idempotency_key) as outcome:
-        minted = provider.mint(ctx.key.ref, idempotency_key=ctx.idempotency_key)
+        minted = provider.mint(ctx.key.ref, idempotency_key=ctx.idempotency_key, first_attempt=first_attempt)
         outcome.update(new_key_id=minted.key_id, owner_id=minted.owner_id)
     with ctx.effect("vault.write_pending", path=path) as outcome:
         stored = ctx.store.write_pending(path, minted.value, key_id=minted.key_id, run_id=ctx.run_id)
