@@ -13,10 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db.base import utcnow
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, PendingEvent, event_hash
-from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
+from bot.incidents.models import Incident, TimelineEvent
 
 APPEND_ATTEMPTS = 5
 
@@ -117,16 +116,3 @@ def verify_chain(session: Session, incident_id: int | None = None) -> tuple[int,
             continue
         prev, expected_seq = event.hash, expected_seq + 1
     return checked, breaks
-
-
-def set_status(session: Session, incident: Incident, status: IncidentStatus, actor: str) -> None:
-    if incident.status == status:
-        return
-    incident.status = status
-    now = utcnow()
-    if status is IncidentStatus.CONTAINED and incident.contained_at is None:
-        incident.contained_at = now
-    if status is IncidentStatus.RESOLVED:
-        incident.resolved_at = now
-        incident.contained_at = incident.contained_at or now
-    append_event(session, incident.id, f"incident.{status.value}", actor)

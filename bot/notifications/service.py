@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, select
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
@@ -74,27 +73,8 @@ def enqueue(
         return 0
     dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
     statement = insert_unless_present(dialect, NOTIFICATIONS, ["dedupe_key"])
-    if statement is None:
-        return _enqueue_portably(db, list(rows.values()))
     inserted = db.execute(statement.returning(NOTIFICATIONS.c.id), list(rows.values()))
     return len(inserted.all())
-
-
-def _enqueue_portably(db: Session | Connection, rows: list[dict[str, Any]]) -> int:
-    """For databases without ON CONFLICT: skip known keys, then insert each row in its own savepoint."""
-    known = set(db.scalars(select(NOTIFICATIONS.c.dedupe_key).where(NOTIFICATIONS.c.dedupe_key.in_(
-        [r["dedupe_key"] for r in rows]))))  # fmt: skip
-    added = 0
-    for row in rows:
-        if row["dedupe_key"] in known:
-            continue
-        try:
-            with db.begin_nested():
-                db.execute(insert(NOTIFICATIONS), [row])
-            added += 1
-        except IntegrityError:
-            continue
-    return added
 
 
 def deliver_pending(database: Database, sender: Sender, *, limit: int = 100) -> tuple[int, int]:

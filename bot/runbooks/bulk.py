@@ -105,10 +105,6 @@ def _threads(factory: EngineFactory, request: BulkRequest, todo: Any, done: Any,
         worker.join()
 
 
-def _process_main(factory: EngineFactory, request: BulkRequest, todo: Any, done: Any, threads: int) -> None:
-    _threads(factory, request, todo, done, threads)
-
-
 def revoke_many(
     key_ids: Iterable[int],
     request: BulkRequest,
@@ -134,7 +130,7 @@ def revoke_many(
         context = multiprocessing.get_context("spawn")
         todo, done = context.Queue(), context.Queue()
         spawned = [
-            context.Process(target=_process_main, args=(factory, request, todo, done, threads), daemon=True)
+            context.Process(target=_threads, args=(factory, request, todo, done, threads), daemon=True)
             for _ in range(processes)
         ]
         alive = lambda: any(p.is_alive() for p in spawned)  # noqa: E731

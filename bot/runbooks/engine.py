@@ -1,8 +1,8 @@
 """Executes runs step by step. Every transition is committed (and on the timeline) before the next outside
 call, so a process killed anywhere leaves a run another process can pick up where it stopped.
 
-The run is read once per `execute`; from then on the engine holds it in memory and writes each transition
-through the journal (one transaction: the finished step, the next step's start, their timeline events).
+The run is read once per `execute`; from then on the engine holds it in memory and records each transition
+in the journal, which writes what was recorded as one transaction before the next outside change.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class Engine:
                 log.exception("progress callback failed", run_id=run_id)
 
     def _next(self, book: journal.Journal, key: KeyFacts) -> _Work | None:
-        """Decide what happens next and record it (written by the caller's commit)."""
+        """Decide what happens next and record it (written at the next outside call, pause or end)."""
         run = book.run
         if run.status is not RunStatus.RUNNING:
             return None

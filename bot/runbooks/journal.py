@@ -24,11 +24,9 @@ from sqlalchemy.orm import Session
 from bot.db.base import utcnow
 from bot.incidents.chain import PendingEvent
 from bot.incidents.models import Incident, IncidentStatus
-from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
-from bot.runbooks.writer import Batch, LeaseLost, Writer
+from bot.runbooks.models import KeyLock, RunStatus, StepStatus
+from bot.runbooks.writer import RUNS, STEPS, Batch, LeaseLost, Writer
 
-RUNS = cast(Table, Run.__table__)
-STEPS = cast(Table, RunStep.__table__)
 INCIDENTS = cast(Table, Incident.__table__)
 LOCKS = cast(Table, KeyLock.__table__)
 STEP_FIELDS = (

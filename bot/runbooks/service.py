@@ -10,7 +10,6 @@ import secrets
 from typing import cast
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
@@ -134,16 +133,8 @@ def _take_lock(conn: Connection, key_id: int, key_name: str, run_id: str, actor:
     lock = {"key_id": key_id, "run_id": run_id, "holder": actor, "acquired_at": utcnow()}
     insert_lock = insert_unless_present(conn.dialect.name, LOCKS, ["key_id"])
     for _ in range(3):
-        if insert_lock is not None:
-            if conn.execute(insert_lock.returning(LOCKS.c.key_id), [lock]).first() is not None:
-                return
-        else:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(LOCKS), [lock])
-                return
-            except IntegrityError:
-                pass
+        if conn.execute(insert_lock.returning(LOCKS.c.key_id), [lock]).first() is not None:
+            return
         holder = conn.execute(
             select(LOCKS.c.run_id, LOCKS.c.holder, RUNS.c.status)
             .join(RUNS, RUNS.c.id == LOCKS.c.run_id, isouter=True)
