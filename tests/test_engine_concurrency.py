@@ -14,15 +14,18 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bot.db.base import utcnow
+from bot.incidents.chain import PendingEvent
 from bot.incidents.models import TimelineEvent
 from bot.incidents.service import append_event, verify_chain
-from bot.runbooks import service
+from bot.registry.models import Key
+from bot.runbooks import journal, lease, service
 from bot.runbooks.context import Toolkit
 from bot.runbooks.engine import RunBusy
-from bot.runbooks.models import KeyLock, Run, RunStatus
-from bot.runbooks.writer import Batch, Writer
+from bot.runbooks.models import KeyLock, Run, RunStatus, StepStatus
+from bot.runbooks.writer import Batch, LeaseLost, Writer
 from tests.test_engine import run_of, start
 from tests.world import World, unique_name
 
@@ -177,3 +180,69 @@ def test_a_slow_read_lets_the_record_catch_up_before_the_next_one(world: World) 
 
     assert world.engine(toolkit).execute(run_id) is RunStatus.SUCCEEDED
     assert slow.seen["identify"] == "succeeded" and slow.seen["assess"] == "running"
+
+
+def claimed_writer(world: World, run_id: str) -> tuple[Writer, Any]:
+    """A writer holding the run's lease, as the engine would, and the run as it was read."""
+    with world.database.session() as session:
+        assert lease.claim(session, run_id, "test:1:writer", timedelta(seconds=60))
+        state = journal.load(session, run_id)
+    assert state is not None
+    writer = Writer(world.database.engine, run_id, state.incident_id, "test:1:writer", timedelta(seconds=60))
+    return writer, state
+
+
+def step_batch(state: Any, *work: Callable[[Any], Any]) -> Batch:
+    """The first step started, with its timeline event and `work` as extra statements."""
+    first = state.steps[0]
+    started = {"step_id": first.id, **first.values(), "status": StepStatus.RUNNING, "attempts": 1}
+    event = PendingEvent.now("step.started", "U0TEST001", run_id=state.id, step=first.name)
+    return Batch(run={"status": RunStatus.RUNNING, "attention": None, "finished_at": None, "context": {}},
+                 steps=[started], events=[event], work=list(work))  # fmt: skip
+
+
+def mark_key(key_id: int) -> Callable[[Any], Any]:
+    statement = update(Key).where(Key.id == key_id).values(description="written-by-batch")
+    return lambda conn: conn.execute(statement)
+
+
+def test_a_failing_extra_statement_keeps_nothing_of_its_batch(world: World) -> None:
+    key_id = world.add_key(unique_name("atomic"), "staging")
+    run_id = start(world, key_id)
+    writer, state = claimed_writer(world, run_id)
+    before = len(events_of(world, run_id))
+
+    def fail(conn: Any) -> None:
+        conn.execute(update(Key).where(Key.id == key_id).values(name=None))  # NOT NULL: the database refuses
+
+    with pytest.raises(IntegrityError):
+        writer.write(step_batch(state, mark_key(key_id), fail))
+    assert run_of(world, run_id).steps[0].status is StepStatus.PENDING
+    assert len(events_of(world, run_id)) == before
+    with world.database.session() as session:
+        assert session.get(Key, key_id).description != "written-by-batch"  # type: ignore[union-attr]
+
+    writer.write(step_batch(state, mark_key(key_id)))  # the connection is still usable
+    writer.close()
+    assert run_of(world, run_id).steps[0].status is StepStatus.RUNNING
+    assert len(events_of(world, run_id)) == before + 1
+
+
+@pytest.mark.parametrize("with_extras", [False, True], ids=["one-statement", "with-extras"])
+def test_a_batch_without_the_lease_writes_nothing(world: World, with_extras: bool) -> None:
+    key_id = world.add_key(unique_name("nolease"), "staging")
+    run_id = start(world, key_id)
+    writer, state = claimed_writer(world, run_id)
+    before = len(events_of(world, run_id))
+    with world.database.session() as session:
+        session.execute(update(Run).where(Run.id == run_id).values(lease_owner="elsewhere:1:thief"))
+
+    batch = step_batch(state, mark_key(key_id)) if with_extras else step_batch(state)
+    with pytest.raises(LeaseLost):
+        writer.write(batch)
+    writer.close()
+    run = run_of(world, run_id)
+    assert run.lease_owner == "elsewhere:1:thief" and run.steps[0].status is StepStatus.PENDING
+    assert len(events_of(world, run_id)) == before
+    with world.database.session() as session:
+        assert session.get(Key, key_id).description != "written-by-batch"  # type: ignore[union-attr]

@@ -8,17 +8,19 @@ an abort by someone else is never overwritten and is reported back (`aborted`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, case, update
+from sqlalchemy import Connection, Engine, Table, bindparam, case, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.base import utcnow
 from bot.incidents import chain
 from bot.incidents.chain import Head, PendingEvent
 from bot.log import get_logger
+from bot.runbooks import pg_transition
 from bot.runbooks.models import Run, RunStatus, RunStep
 
 log = get_logger(__name__)
@@ -84,6 +86,8 @@ class Writer:
         """Commit the batch; raises LeaseLost, or the database's error (nothing of the batch is kept)."""
         if self._conn is None:
             self._conn = self.engine.connect()
+            if self._conn.dialect.name == "postgresql":
+                self._conn = self._conn.execution_options(isolation_level="AUTOCOMMIT")
         self._write(self._conn, batch)
         if batch.announce and self.on_written is not None:
             try:
@@ -99,17 +103,16 @@ class Writer:
     def _write(self, conn: Connection, batch: Batch) -> None:
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                with conn.begin():
+                with conn.begin(), self._atomic(conn, batch):
                     if self._head is None:
                         self._head = self._read_head(conn)
-                    stored = self._write_run(conn, batch)
-                    if batch.steps:
-                        conn.execute(WRITE_STEP, batch.steps)
-                    for extra in batch.work:
-                        extra(conn)
+                    rows: list[dict[str, Any]] = []
                     head = self._head
                     if self.incident_id is not None:
-                        head = chain.write(conn, self.incident_id, head, batch.events)
+                        rows, head = chain.chained_rows(self.incident_id, self._head, batch.events)
+                    stored = self._write_transition(conn, batch, rows)
+                    for extra in batch.work:
+                        extra(conn)
             except IntegrityError:
                 if attempt == WRITE_ATTEMPTS - 1 or not self._head_moved(conn):
                     raise
@@ -119,20 +122,49 @@ class Writer:
                 self.aborted = True
             return
 
-    def _write_run(self, conn: Connection, batch: Batch) -> RunStatus:
+    @staticmethod
+    def _atomic(conn: Connection, batch: Batch) -> AbstractContextManager[object]:
+        """What makes the batch atomic beyond `conn.begin()`.
+
+        The PostgreSQL connection is in autocommit (its `begin()` sends nothing): a batch without extra
+        statements is one statement, atomic by itself, with no BEGIN and COMMIT round trips; a batch with
+        extras gets a real transaction from the driver.
+        """
+        if conn.dialect.name != "postgresql" or not batch.work:
+            return nullcontext()
+        driver: Any = conn.connection.driver_connection
+        return cast(AbstractContextManager[object], driver.transaction())
+
+    def _write_transition(self, conn: Connection, batch: Batch, events: list[dict[str, Any]]) -> RunStatus:
+        """The run row, the changed steps and the events; raises LeaseLost (and writes nothing) without
+        the lease."""
         release = batch.release
-        expiry = None if release else utcnow() + self.lease_ttl + timedelta(seconds=batch.hold_extra)
-        params = {
-            "run_id": self.run_id,
-            "worker": self.worker,
-            **{f"new_{name}": value for name, value in batch.run.items()},
-            "new_owner": None if release else self.worker,
-            "new_expiry": expiry,
-        }
-        stored = conn.execute(WRITE_RUN, params).scalar()
+        now = utcnow()
+        owner = None if release else self.worker
+        expiry = None if release else now + self.lease_ttl + timedelta(seconds=batch.hold_extra)
+        if conn.dialect.name == "postgresql":
+            stored = pg_transition.write(
+                conn, run_id=self.run_id, worker=self.worker, run=batch.run, owner=owner, expiry=expiry,
+                now=now, steps=batch.steps, events=events,
+            )  # fmt: skip
+        else:
+            params = {
+                "run_id": self.run_id,
+                "worker": self.worker,
+                **{f"new_{name}": value for name, value in batch.run.items()},
+                "new_owner": owner,
+                "new_expiry": expiry,
+            }
+            value = conn.execute(WRITE_RUN, params).scalar()
+            stored = None if value is None else RunStatus(value)
+            if stored is not None:
+                if batch.steps:
+                    conn.execute(WRITE_STEP, batch.steps)
+                if events:
+                    conn.execute(insert(chain.EVENTS), events)
         if stored is None:
             raise LeaseLost(f"run {self.run_id} is no longer leased to this process")
-        return RunStatus(stored)
+        return stored
 
     def _head_moved(self, conn: Connection) -> bool:
         """After a failed write: did someone else append to the incident (then retry on the new head)?"""
