@@ -43,7 +43,6 @@ from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import parse_yaml
 from bot.registry.models import Key
 from bot.registry.store import apply_import
-from bot.runbooks import service
 from bot.runbooks.bulk import BulkRequest, Outcome, revoke_many
 from bot.runbooks.context import Toolkit
 from bot.runbooks.definitions import RunbookDefinition, load_runbooks
@@ -311,10 +310,9 @@ def counting_statements(database: Database) -> Iterator[Callable[[], int]]:
 
 def engine_run(database: Database, runbooks: dict[str, RunbookDefinition], engine: Engine, key_id: int,
                mode: str) -> tuple[str, RunStatus]:  # fmt: skip
-    run_id = service.start_run(
-        database, runbooks, key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON
-    )
-    return run_id, engine.execute(run_id)
+    """What `keybot revoke` and `keybot bulk-revoke` do: open the run leased to the engine, execute it."""
+    opened = engine.start(key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON)
+    return opened.state.id, engine.execute(opened)
 
 
 def bench_engine(database_url: str, openai_url: str, admin_key: str, bao_addr: str, bao_token: str) -> Engine:

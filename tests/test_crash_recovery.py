@@ -28,8 +28,8 @@ from tests.world import REPO, RUNBOOKS, World, unique_name
 
 KEYBOT = [sys.executable, "-c", "from bot.cli.main import main; main()"]
 STAGED = RUNBOOKS["revoke-replace-audit-notify"].modes["staged"]
-EFFECTS = ["provider.mint", "vault.write_pending", "provider.revoke", "vault.promote", "vault.destroy"]
-CRASH_POINTS = [f"after:{s}" for s in STAGED] + [f"effect:{e}" for e in EFFECTS]
+EFFECTS = ["provider.mint", "vault.write_pending", "provider.revoke", "vault.cleanup"]
+CRASH_POINTS = [f"after:{s}" for s in STAGED] + [f"effect:{e}" for e in EFFECTS] + ["cleanup:promoted"]
 
 
 def keybot_env(world: World, failpoint: str | None = None) -> dict[str, str]:
@@ -103,9 +103,14 @@ def test_sigkill_then_resume(world: World, point: str) -> None:
 
 
 def test_two_revokes_of_one_key_at_once(world: World) -> None:
-    """Both processes start together: exactly one runs, the other is told who holds the key."""
+    """Both processes start together: exactly one runs, the other is told who holds the key.
+
+    The first outside call (only the winner makes any) is held for a few seconds, so the winner still
+    holds the key when the loser asks, however fast the run or slow the loser's start.
+    """
     name = unique_name("race")
     world.add_key(name, "staging")
+    world.openai.inject("", status=None, delay=4.0)
     env_args = ("revoke", name, "--reason", "race", "--yes")
     procs = [
         subprocess.Popen(

@@ -18,7 +18,7 @@ from bot.notifications.service import for_run
 from bot.registry.render import key_card
 from bot.registry.service import lookup
 from bot.runbooks import service
-from bot.runbooks.engine import RunBusy
+from bot.runbooks.engine import Engine, RunBusy
 from bot.runbooks.models import Run, RunStatus
 
 app = typer.Typer(
@@ -38,14 +38,18 @@ def default_actor() -> str:
 ACTOR = typer.Option(None, "--as", help="who is acting (default cli:<login>)")
 
 
-def execute(run_id: str) -> None:
-    """Carry the run on with a live table; exit status says whether it finished, paused or needs help."""
+def execute(run: str | service.OpenedRun, engine: Engine | None = None) -> None:
+    """Carry the run on with a live table; exit status says whether it finished, paused or needs help.
+
+    `run` is an id, or a run `engine` just opened (it then starts without reading the run back).
+    """
     rt = runtime()
-    engine = rt.engine()
+    engine = engine or rt.engine()
+    run_id = run if isinstance(run, str) else run.state.id
     with LiveProgress(rt.database, run_id) as progress:
         engine.on_change = progress
         try:
-            status = engine.execute(run_id)
+            status = engine.execute(run)
         except RunBusy as busy:
             raise CliError(str(busy)) from None
     _after(run_id, status)
@@ -111,10 +115,9 @@ def revoke_command(
         if not sys.stdin.isatty():
             raise CliError("refusing to revoke without confirmation: pass --yes when not on a terminal")
         typer.confirm(f"Run {mode} revoke → replace → audit → notify on this key?", abort=True)
+    engine = rt.engine()
     try:
-        run_id = service.start_run(
-            rt.database,
-            rt.runbooks,
+        opened = engine.start(
             key_id=key_id,
             runbook="revoke-replace-audit-notify",
             mode=mode,
@@ -124,8 +127,8 @@ def revoke_command(
         )
     except service.RunRefused as refused:
         raise CliError(str(refused)) from None
-    out.print(f"started run {run_id}")
-    execute(run_id)
+    out.print(f"started run {opened.state.id}")
+    execute(opened, engine)
 
 
 def _decide(action: str, run_id: str, *args: str) -> None:

@@ -17,6 +17,7 @@ from bot.notifications import render
 from bot.notifications.service import Message, enqueue
 from bot.providers.base import KeyProvider, ProviderError
 from bot.registry.models import Key, KeyStatus
+from bot.runbooks import failpoints
 from bot.runbooks.context import NeedsHuman, StepContext, StepFailed
 from bot.secrets import redacted_form
 
@@ -199,20 +200,27 @@ def audit(ctx: StepContext) -> Result:
 
 
 def cleanup(ctx: StepContext) -> Result:
-    """Promote the replacement; destroy the leaked version only once revocation was verified."""
+    """Promote the replacement; destroy the leaked version only once revocation was verified.
+
+    Both Vault changes are idempotent, so one committed intent covers the pair: a re-run after a crash
+    between them promotes again (a no-op) and destroys.
+    """
     result: Result = {}
     version = ctx.state.get("new_version")
-    if version is not None:
-        with ctx.effect("vault.promote", path=ctx.key.vault_path, version=version):
-            ctx.store.promote(ctx.key.vault_path, int(version))
     leaked = ctx.state.get("leaked_version")
-    if leaked is not None and ctx.completed.get("verify_revoked") == "succeeded":
-        with ctx.effect("vault.destroy", path=ctx.key.vault_path, version=leaked):
-            ctx.store.destroy(ctx.key.vault_path, int(leaked))
-        result["destroyed_version"] = leaked
-    elif leaked is not None:
+    destroy = leaked is not None and ctx.completed.get("verify_revoked") == "succeeded"
+    if leaked is not None and not destroy:
         result["kept_version"] = leaked
         ctx.record("cleanup.kept_leaked_version", {"version": leaked, "why": "revocation was not verified"})
+    plan = {"promote": version, "destroy": leaked if destroy else None}
+    if version is not None or destroy:
+        with ctx.effect("vault.cleanup", path=ctx.key.vault_path, **plan):
+            if version is not None:
+                ctx.store.promote(ctx.key.vault_path, int(version))
+                failpoints.hit("cleanup:promoted")
+            if leaked is not None and destroy:
+                ctx.store.destroy(ctx.key.vault_path, int(leaked))
+                result["destroyed_version"] = leaked
     _update_registry(ctx)
     return {**result, "current_version": version}
 

@@ -57,9 +57,7 @@ class Outcome:
 def revoke_one(engine: Engine, key_id: int, request: BulkRequest) -> Outcome:
     """Start and execute one run; never raises, so one bad key cannot stop the batch."""
     try:
-        run_id = service.start_run(
-            engine.database,
-            engine.runbooks,
+        opened = engine.start(
             key_id=key_id,
             runbook=request.runbook,
             mode=request.mode,
@@ -72,8 +70,9 @@ def revoke_one(engine: Engine, key_id: int, request: BulkRequest) -> Outcome:
     except Exception as error:
         log.exception("bulk start failed", key_id=key_id)
         return Outcome(key_id, None, "error", f"{type(error).__name__}: {error}")
+    run_id = opened.state.id
     try:
-        return Outcome(key_id, run_id, engine.execute(run_id).value)
+        return Outcome(key_id, run_id, engine.execute(opened).value)
     except RunBusy as busy:
         return Outcome(key_id, run_id, "refused", str(busy))
     except Exception as error:

@@ -19,8 +19,7 @@ from bot.db.base import utcnow
 from bot.db.session import Database
 from bot.log import get_logger
 from bot.providers.base import ProviderError
-from bot.registry.models import Key
-from bot.runbooks import failpoints, journal, lease
+from bot.runbooks import failpoints, journal, lease, service
 from bot.runbooks.actions import ACTIONS
 from bot.runbooks.context import KeyFacts, NeedsHuman, RunAborted, StepContext, StepFailed, Toolkit
 from bot.runbooks.definitions import RunbookDefinition, StepDefinition
@@ -61,16 +60,48 @@ class Engine:
     on_change: Callable[[str], None] | None = None
     drill_toolkit: Callable[[], Toolkit] | None = None
 
-    def execute(self, run_id: str) -> RunStatus:
-        """Run until the run finishes or pauses (approval, manual step, needs attention)."""
-        with self.database.session() as session:
-            if not lease.claim(session, run_id, self.worker, self.config.lease_ttl):
-                raise RunBusy(f"run {run_id} is being executed by {lease.holder(session, run_id)}")
-            state = journal.load(session, run_id)
-            key = session.get(Key, state.key_id) if state is not None else None
-            facts = KeyFacts.of(key) if key is not None else None
-        if state is None or facts is None:
-            return RunStatus.ABORTED
+    def start(
+        self,
+        *,
+        key_id: int,
+        runbook: str,
+        mode: str | None,
+        actor: str,
+        reason: str,
+        severity: str = "sev2",
+        drill: bool = False,
+        contain: bool = False,
+    ) -> service.OpenedRun:
+        """Open a run already leased to this engine; `execute(opened)` then starts without reading it back.
+
+        Raises `RunRefused` like `service.start_run`.
+        """
+        return service.open_run(
+            self.database, self.runbooks, key_id=key_id, runbook=runbook, mode=mode, actor=actor,
+            reason=reason, severity=severity, drill=drill, contain=contain,
+            lease=(self.worker, self.config.lease_ttl),
+        )  # fmt: skip
+
+    def execute(self, run: str | service.OpenedRun) -> RunStatus:
+        """Run until the run finishes or pauses (approval, manual step, needs attention).
+
+        `run` is a run id, or a run this engine just opened (`start`), which is executed from memory once.
+        """
+        opened = run if isinstance(run, service.OpenedRun) else None
+        if opened is not None and opened.lease_owner == self.worker:
+            opened.lease_owner = None  # from memory only once: afterwards the record is the database's
+            state, facts, head = opened.state, opened.key, opened.head
+        else:
+            run_id = run if isinstance(run, str) else run.state.id
+            with self.database.session() as session:
+                if not lease.claim(session, run_id, self.worker, self.config.lease_ttl):
+                    raise RunBusy(f"run {run_id} is being executed by {lease.holder(session, run_id)}")
+                loaded = journal.load(session, run_id)
+                found = KeyFacts.load(session.connection(), loaded.key_id) if loaded is not None else None
+            if loaded is None or found is None:
+                return RunStatus.ABORTED
+            state, facts, head = loaded, found, None
+        run_id = state.id
         writer = Writer(
             self.database.engine,
             run_id,
@@ -78,6 +109,7 @@ class Engine:
             self.worker,
             self.config.lease_ttl,
             on_written=lambda: self._changed(run_id),
+            _head=head,
         )
         released = False
         try:

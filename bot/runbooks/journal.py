@@ -48,15 +48,15 @@ class StepState:
     name: str
     action: str
     title: str
-    status: StepStatus
-    attempts: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    last_error: str | None
-    skip_reason: str | None
-    approved_by: str | None
-    done_by: str | None
-    output: dict[str, Any]
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: str | None = None
+    skip_reason: str | None = None
+    approved_by: str | None = None
+    done_by: str | None = None
+    output: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_seconds(self) -> float | None:

@@ -7,6 +7,8 @@ engine to carry on. Each returns the run id or raises a `RunRefused` whose messa
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import cast
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
@@ -17,10 +19,12 @@ from bot.db.session import Database
 from bot.db.upsert import insert_unless_present
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, Head, PendingEvent
-from bot.incidents.models import Incident
+from bot.incidents.models import Incident, IncidentStatus
 from bot.incidents.service import append_event
 from bot.registry.models import Key, KeyStatus
+from bot.runbooks.context import KeyFacts
 from bot.runbooks.definitions import RunbookDefinition
+from bot.runbooks.journal import RunState, StepState
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
 
 MAX_REASON = 500
@@ -63,6 +67,38 @@ def start_run(
     drill: bool = False,
     contain: bool = False,
 ) -> str:
+    """Open a run (its incident, steps and key lock) for any engine to execute; returns its id."""
+    return open_run(
+        database, runbooks, key_id=key_id, runbook=runbook, mode=mode, actor=actor, reason=reason,
+        severity=severity, drill=drill, contain=contain,
+    ).state.id  # fmt: skip
+
+
+@dataclass
+class OpenedRun:
+    """A run just opened and leased to `lease_owner`: everything its engine would otherwise read back."""
+
+    state: RunState
+    key: KeyFacts
+    head: Head
+    lease_owner: str | None
+
+
+def open_run(
+    database: Database,
+    runbooks: dict[str, RunbookDefinition],
+    *,
+    key_id: int,
+    runbook: str,
+    mode: str | None,
+    actor: str,
+    reason: str,
+    severity: str = "sev2",
+    drill: bool = False,
+    contain: bool = False,
+    lease: tuple[str, timedelta] | None = None,
+) -> OpenedRun:
+    """`start_run`, optionally leasing the run to the engine that executes it next (see Engine.start)."""
     definition = runbooks.get(runbook)
     if definition is None:
         raise RunRefused(f"unknown runbook {runbook!r}; known: {', '.join(sorted(runbooks))}")
@@ -74,13 +110,15 @@ def start_run(
         raise RunRefused("a reason is required (what happened, where the key leaked)")
     run_id = "run_" + secrets.token_hex(6)
     reason = reason[:MAX_REASON]
+    context = {"reason": reason, "contain": contain}
+    now = utcnow()
     with database.engine.begin() as conn:
-        key = conn.execute(select(KEYS.c.name, KEYS.c.environment).where(KEYS.c.id == key_id)).first()
-        if key is None:
+        facts = KeyFacts.load(conn, key_id)
+        if facts is None:
             raise RunRefused(f"no key #{key_id} in the registry")
-        incident_id, events = None, []
+        incident_id, events, head = None, [], Head(0, GENESIS)
         if definition.incident:
-            title = f"{'[DRILL] ' if drill else ''}Leaked key {key.name} ({key.environment})"
+            title = f"{'[DRILL] ' if drill else ''}Leaked key {facts.name} ({facts.environment})"
             incident_id = conn.execute(
                 insert(INCIDENTS)
                 .values(
@@ -90,6 +128,7 @@ def start_run(
                     reason=reason,
                     severity=severity,
                     drill=drill,
+                    opened_at=now,
                 )
                 .returning(INCIDENTS.c.id)
             ).scalar_one()
@@ -104,24 +143,56 @@ def start_run(
                 initiated_by=actor,
                 reason=reason,
                 drill=drill,
-                context={"reason": reason, "contain": contain},
+                context=context,
+                lease_owner=lease[0] if lease else None,
+                lease_expires_at=now + lease[1] if lease else None,
             )
         )
-        conn.execute(
-            insert(STEPS),
-            [
-                {"run_id": run_id, "position": i, "name": name, "action": step.action, "title": step.title}
-                for i, (name, step) in enumerate(definition.plan(mode))
-            ],
+        plan = definition.plan(mode)
+        step_ids = (
+            conn.execute(
+                insert(STEPS).returning(STEPS.c.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "run_id": run_id,
+                        "position": i,
+                        "name": name,
+                        "action": step.action,
+                        "title": step.title,
+                    }
+                    for i, (name, step) in enumerate(plan)
+                ],
+            )
+            .scalars()
+            .all()
         )
-        _take_lock(conn, key_id, key.name, run_id, actor)
+        _take_lock(conn, key_id, facts.name, run_id, actor)
         status = KeyStatus.COMPROMISED if definition.incident else KeyStatus.ROTATING
         conn.execute(update(KEYS).where(KEYS.c.id == key_id).values(status=status))
         if incident_id is not None:
             started = {"runbook": runbook, "mode": mode, "drill": drill}
             events.append(PendingEvent.now("run.started", actor, started, run_id=run_id))
-            chain.write(conn, incident_id, Head(0, GENESIS), events)
-    return run_id
+            head = chain.write(conn, incident_id, head, events)
+    state = RunState(
+        id=run_id,
+        runbook=runbook,
+        mode=mode,
+        key_id=key_id,
+        incident_id=incident_id,
+        status=RunStatus.RUNNING,
+        initiated_by=actor,
+        drill=drill,
+        attention=None,
+        context=context,
+        finished_at=None,
+        steps=[
+            StepState(step_id, name, step.action, step.title)
+            for step_id, (name, step) in zip(step_ids, plan, strict=True)
+        ],
+        incident_status=IncidentStatus.OPEN if incident_id is not None else None,
+        incident_opened_at=now if incident_id is not None else None,
+    )
+    return OpenedRun(state, facts, head, lease[0] if lease else None)
 
 
 def _take_lock(conn: Connection, key_id: int, key_name: str, run_id: str, actor: str) -> None:
