@@ -18,14 +18,17 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db.base import utcnow
 from bot.incidents.chain import PendingEvent
-from bot.incidents.models import TimelineEvent
+from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
 from bot.incidents.service import append_event, verify_chain
-from bot.registry.models import Key
+from bot.notifications.models import Notification
+from bot.notifications.service import Message, outbox_rows
+from bot.registry.models import Key, KeyStatus
 from bot.runbooks import journal, lease, service
 from bot.runbooks.context import Toolkit
 from bot.runbooks.engine import RunBusy
 from bot.runbooks.models import KeyLock, Run, RunStatus, StepStatus
-from bot.runbooks.writer import Batch, LeaseLost, Writer
+from bot.runbooks.transition import Batch, IncidentChange, KeyRotated
+from bot.runbooks.writer import LeaseLost, Writer
 from tests.test_engine import run_of, start
 from tests.world import World, unique_name
 
@@ -140,9 +143,9 @@ def test_writer_raises_a_database_failure(world: World) -> None:
     unreachable = create_engine(
         "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
     )
-    writer = Writer(unreachable, "run_nowhere", None, "test:1:w", timedelta(seconds=30))
+    writer = Writer(unreachable, "run_nowhere", 1, None, "test:1:w", timedelta(seconds=30))
     batch = Batch(run={"status": RunStatus.RUNNING, "attention": None, "finished_at": None, "context": {}},
-                  steps=[], events=[], work=[])  # fmt: skip
+                  steps=[], events=[])  # fmt: skip
     started = time.monotonic()
     with pytest.raises(Exception, match=r"(?i)connect|refused"):
         writer.write(batch)
@@ -188,61 +191,87 @@ def claimed_writer(world: World, run_id: str) -> tuple[Writer, Any]:
         assert lease.claim(session, run_id, "test:1:writer", timedelta(seconds=60))
         state = journal.load(session, run_id)
     assert state is not None
-    writer = Writer(world.database.engine, run_id, state.incident_id, "test:1:writer", timedelta(seconds=60))
+    writer = Writer(
+        world.database.engine, run_id, state.key_id, state.incident_id, "test:1:writer", timedelta(seconds=60)
+    )
     return writer, state
 
 
-def step_batch(state: Any, *work: Callable[[Any], Any]) -> Batch:
-    """The first step started, with its timeline event and `work` as extra statements."""
+def full_batch(state: Any, recipient: str | None = "U0OWNER01") -> Batch:
+    """The first step started, with an event, a notification, the incident contained, the key lock released
+    and the key rotated: every part a transition can carry."""
     first = state.steps[0]
     started = {"step_id": first.id, **first.values(), "status": StepStatus.RUNNING, "attempts": 1}
     event = PendingEvent.now("step.started", "U0TEST001", run_id=state.id, step=first.name)
-    return Batch(run={"status": RunStatus.RUNNING, "attention": None, "finished_at": None, "context": {}},
-                 steps=[started], events=[event], work=list(work))  # fmt: skip
+    notification = outbox_rows([Message("owner_dm", "U0OWNER01", "subject", "body")], dedupe_prefix=state.id,
+                               incident_id=state.incident_id, run_id=state.id)[0]  # fmt: skip
+    return Batch(
+        run={"status": RunStatus.RUNNING, "attention": None, "finished_at": None, "context": {"n": 1}},
+        steps=[started],
+        events=[event],
+        notifications=[{**notification, "recipient": recipient}],
+        incident=IncidentChange(IncidentStatus.CONTAINED, contained=True),
+        release_lock=True,
+        key_rotated=KeyRotated("key_rotated_by_batch", "f" * 64, utcnow(), "secret/rotated"),
+    )
 
 
-def mark_key(key_id: int) -> Callable[[Any], Any]:
-    statement = update(Key).where(Key.id == key_id).values(description="written-by-batch")
-    return lambda conn: conn.execute(statement)
+def parts_written(world: World, state: Any) -> dict[str, bool]:
+    with world.database.session() as session:
+        key = session.get(Key, state.key_id)
+        incident = session.get(Incident, state.incident_id)
+        assert key is not None and incident is not None
+        return {
+            "step": run_of(world, state.id).steps[0].status is StepStatus.RUNNING,
+            "event": any(e.kind == "step.started" for e in events_of(world, state.id)),
+            "notification": bool(
+                session.scalars(select(Notification).where(Notification.run_id == state.id)).all()
+            ),
+            "incident": incident.status is IncidentStatus.CONTAINED and incident.contained_at is not None,
+            "lock released": session.get(KeyLock, state.key_id) is None,
+            "key rotated": key.provider_key_id == "key_rotated_by_batch" and key.status is KeyStatus.ACTIVE,
+        }
 
 
-def test_a_failing_extra_statement_keeps_nothing_of_its_batch(world: World) -> None:
+def test_every_part_of_a_batch_is_written(world: World) -> None:
+    key_id = world.add_key(unique_name("parts"), "staging")
+    run_id = start(world, key_id)
+    writer, state = claimed_writer(world, run_id)
+    with world.database.session() as session:
+        family = session.get(Key, key_id).secret_family  # type: ignore[union-attr]
+
+    writer.write(full_batch(state))
+    writer.close()
+    assert all(parts_written(world, state).values()), parts_written(world, state)
+    with world.database.session() as session:
+        key = session.get(Key, key_id)
+        assert key is not None and key.secret_family == family and key.vault_path == "secret/rotated"
+        assert key.fingerprint == "f" * 64
+
+
+def test_a_failing_part_keeps_nothing_of_its_batch(world: World) -> None:
     key_id = world.add_key(unique_name("atomic"), "staging")
     run_id = start(world, key_id)
     writer, state = claimed_writer(world, run_id)
-    before = len(events_of(world, run_id))
-
-    def fail(conn: Any) -> None:
-        conn.execute(update(Key).where(Key.id == key_id).values(name=None))  # NOT NULL: the database refuses
 
     with pytest.raises(IntegrityError):
-        writer.write(step_batch(state, mark_key(key_id), fail))
-    assert run_of(world, run_id).steps[0].status is StepStatus.PENDING
-    assert len(events_of(world, run_id)) == before
-    with world.database.session() as session:
-        assert session.get(Key, key_id).description != "written-by-batch"  # type: ignore[union-attr]
+        writer.write(full_batch(state, recipient=None))  # NOT NULL: the database refuses the notification
+    assert not any(parts_written(world, state).values()), parts_written(world, state)
 
-    writer.write(step_batch(state, mark_key(key_id)))  # the connection is still usable
+    writer.write(full_batch(state))  # the connection is still usable
     writer.close()
-    assert run_of(world, run_id).steps[0].status is StepStatus.RUNNING
-    assert len(events_of(world, run_id)) == before + 1
+    assert all(parts_written(world, state).values())
 
 
-@pytest.mark.parametrize("with_extras", [False, True], ids=["one-statement", "with-extras"])
-def test_a_batch_without_the_lease_writes_nothing(world: World, with_extras: bool) -> None:
+def test_a_batch_without_the_lease_writes_nothing(world: World) -> None:
     key_id = world.add_key(unique_name("nolease"), "staging")
     run_id = start(world, key_id)
     writer, state = claimed_writer(world, run_id)
-    before = len(events_of(world, run_id))
     with world.database.session() as session:
         session.execute(update(Run).where(Run.id == run_id).values(lease_owner="elsewhere:1:thief"))
 
-    batch = step_batch(state, mark_key(key_id)) if with_extras else step_batch(state)
     with pytest.raises(LeaseLost):
-        writer.write(batch)
+        writer.write(full_batch(state))
     writer.close()
-    run = run_of(world, run_id)
-    assert run.lease_owner == "elsewhere:1:thief" and run.steps[0].status is StepStatus.PENDING
-    assert len(events_of(world, run_id)) == before
-    with world.database.session() as session:
-        assert session.get(Key, key_id).description != "written-by-batch"  # type: ignore[union-attr]
+    assert run_of(world, run_id).lease_owner == "elsewhere:1:thief"
+    assert not any(parts_written(world, state).values()), parts_written(world, state)

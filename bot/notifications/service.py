@@ -36,20 +36,12 @@ class Sender(Protocol):
     def send(self, notification: Notification) -> None: ...
 
 
-def enqueue(
-    db: Session | Connection,
-    messages: Iterable[Message],
-    *,
-    dedupe_prefix: str,
-    incident_id: int | None,
-    run_id: str | None,
-) -> int:
-    """Add messages not already enqueued under the same dedupe key; returns how many were new.
-
-    One INSERT ... ON CONFLICT DO NOTHING for the whole batch (SQLite and PostgreSQL alike), so a re-run
-    or a concurrent writer never queues a message twice and never aborts the surrounding transaction.
-    """
+def outbox_rows(
+    messages: Iterable[Message], *, dedupe_prefix: str, incident_id: int | None, run_id: str | None
+) -> list[dict[str, Any]]:
+    """The notification rows for `messages`, redacted, one per dedupe key (the first message wins)."""
     rows: dict[str, dict[str, Any]] = {}
+    now = utcnow()
     for message in messages:
         dedupe_key = f"{dedupe_prefix}:{message.kind}:{message.recipient}"[:200]
         rows.setdefault(
@@ -65,15 +57,32 @@ def enqueue(
                 "facts": redact_obj(message.facts),
                 "status": NotificationStatus.PENDING,
                 "attempts": 0,
-                "created_at": utcnow(),
-                "next_attempt_at": utcnow(),
+                "created_at": now,
+                "next_attempt_at": now,
             },
         )
+    return list(rows.values())
+
+
+def enqueue(
+    db: Session | Connection,
+    messages: Iterable[Message],
+    *,
+    dedupe_prefix: str,
+    incident_id: int | None,
+    run_id: str | None,
+) -> int:
+    """Add messages not already enqueued under the same dedupe key; returns how many were new.
+
+    One INSERT ... ON CONFLICT DO NOTHING for the whole batch (SQLite and PostgreSQL alike), so a re-run
+    or a concurrent writer never queues a message twice and never aborts the surrounding transaction.
+    """
+    rows = outbox_rows(messages, dedupe_prefix=dedupe_prefix, incident_id=incident_id, run_id=run_id)
     if not rows:
         return 0
     dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
     statement = insert_unless_present(dialect, NOTIFICATIONS, ["dedupe_key"])
-    inserted = db.execute(statement.returning(NOTIFICATIONS.c.id), list(rows.values()))
+    inserted = db.execute(statement.returning(NOTIFICATIONS.c.id), rows)
     return len(inserted.all())
 
 

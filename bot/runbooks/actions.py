@@ -7,18 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, cast
-
-from sqlalchemy import Table, update
+from typing import Any
 
 from bot.db.base import utcnow
 from bot.incidents.models import IncidentStatus
 from bot.notifications import render
-from bot.notifications.service import Message, enqueue
+from bot.notifications.service import Message
 from bot.providers.base import KeyProvider, ProviderError
-from bot.registry.models import Key, KeyStatus
 from bot.runbooks import failpoints
 from bot.runbooks.context import NeedsHuman, StepContext, StepFailed
+from bot.runbooks.transition import KeyRotated
 from bot.secrets import redacted_form
 
 Result = dict[str, Any]
@@ -233,12 +231,7 @@ def notify(ctx: StepContext) -> Result:
 
 def _enqueue(ctx: StepContext, messages: list[Message], dedupe: str | None = None) -> int:
     """Queue the messages with the step's next write (deduplicated, so a re-run never queues twice)."""
-    prefix = f"{ctx.run_id}:{dedupe or ctx.step}"
-    ctx.journal.also(
-        lambda conn: enqueue(
-            conn, messages, dedupe_prefix=prefix, incident_id=ctx.incident_id, run_id=ctx.run_id
-        )
-    )
+    ctx.journal.enqueue(messages, f"{ctx.run_id}:{dedupe or ctx.step}")
     return len(messages)
 
 
@@ -256,19 +249,19 @@ def _update_registry(ctx: StepContext) -> None:
     """The registry row now describes the replacement; the leaked secret's fingerprint is retired."""
     if ctx.state.get("new_key_id") is None:
         return
-    values: dict[str, Any] = {
-        "provider_key_id": ctx.state["new_key_id"],
-        "fingerprint": ctx.state.get("new_fingerprint"),
-        "last_rotated_at": utcnow(),
-        "status": KeyStatus.ACTIVE,
-        "vault_path": ctx.key.vault_path,
-    }
+    family = last4 = None
     redacted = ctx.state.get("new_redacted")
     if redacted and "..." in redacted:
-        values["secret_family"], values["secret_last4"] = redacted.split("...", 1)[0], redacted[-4:]
-    keys = cast(Table, Key.__table__)
-    statement = update(keys).where(keys.c.id == ctx.key.id).values(**values)
-    ctx.journal.also(lambda conn: conn.execute(statement))
+        family, last4 = redacted.split("...", 1)[0], redacted[-4:]
+    rotated = KeyRotated(
+        provider_key_id=ctx.state["new_key_id"],
+        fingerprint=ctx.state.get("new_fingerprint"),
+        rotated_at=utcnow(),
+        vault_path=ctx.key.vault_path,
+        secret_family=family,
+        secret_last4=last4,
+    )
+    ctx.journal.key_rotated(rotated)
 
 
 def message_facts(ctx: StepContext) -> dict[str, Any]:

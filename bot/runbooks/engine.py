@@ -105,6 +105,7 @@ class Engine:
         writer = Writer(
             self.database.engine,
             run_id,
+            state.key_id,
             state.incident_id,
             self.worker,
             self.config.lease_ttl,

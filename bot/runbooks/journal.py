@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.incidents.chain import PendingEvent
-from bot.incidents.models import Incident, IncidentStatus
-from bot.runbooks.models import KeyLock, RunStatus, StepStatus
-from bot.runbooks.writer import RUNS, STEPS, Batch, LeaseLost, Writer
+from bot.incidents.models import IncidentStatus
+from bot.notifications.service import Message, outbox_rows
+from bot.runbooks.models import RunStatus, StepStatus
+from bot.runbooks.transition import INCIDENTS, RUNS, STEPS, Batch, IncidentChange, KeyRotated
+from bot.runbooks.writer import LeaseLost, Writer
 
-INCIDENTS = cast(Table, Incident.__table__)
-LOCKS = cast(Table, KeyLock.__table__)
 STEP_FIELDS = (
     "status",
     "attempts",
@@ -135,7 +134,9 @@ class Journal:
     run: RunState
     writer: Writer
     _events: list[PendingEvent] = field(default_factory=list)
-    _work: list[Callable[[Connection], Any]] = field(default_factory=list)
+    _notifications: list[dict[str, Any]] = field(default_factory=list)
+    _incident: IncidentChange | None = None
+    _key_rotated: KeyRotated | None = None
     _dirty: set[str] = field(default_factory=set)
     _finished: bool = False
     _since: float | None = None  # when the oldest unwritten record was made
@@ -151,35 +152,43 @@ class Journal:
         if self.run.incident_id is not None:
             actor = actor or self.run.initiated_by
             self._events.append(PendingEvent.now(kind, actor, data, run_id=self.run.id, step=step))
-            self._since = self._since or time.monotonic()
+            self._recorded()
 
     def changed(self, step: StepState) -> None:
         self._dirty.add(step.name)
-        self._since = self._since or time.monotonic()
+        self._recorded()
 
     def flush(self, older_than: float = 0.0) -> None:
         """Write what was recorded, if anything recorded has waited at least `older_than` seconds."""
         if self._since is not None and time.monotonic() - self._since >= older_than:
             self.commit()
 
-    def also(self, work: Callable[[Connection], Any]) -> None:
-        """Extra statements for the next write, in the same transaction (re-run if that write is retried)."""
-        self._work.append(work)
+    def _recorded(self) -> None:
         self._since = self._since or time.monotonic()
+
+    def enqueue(self, messages: list[Message], dedupe_prefix: str) -> None:
+        """Notifications for the outbox, written with the next transition (deduplicated by key, so a
+        re-run never queues one twice)."""
+        rows = outbox_rows(
+            messages, dedupe_prefix=dedupe_prefix, incident_id=self.run.incident_id, run_id=self.run.id
+        )
+        self._notifications.extend(rows)
+        self._recorded()
+
+    def key_rotated(self, rotated: KeyRotated) -> None:
+        """The registry row describes the replacement from the next transition on."""
+        self._key_rotated = rotated
+        self._recorded()
 
     def set_incident_status(self, status: IncidentStatus, actor: str) -> bool:
         """Queue an incident status change (with its timeline event); False when it already had it."""
-        incident_id = self.run.incident_id
-        if incident_id is None or self.run.incident_status in (status, None):
+        if self.run.incident_id is None or self.run.incident_status in (status, None):
             return False
-        now = utcnow()
-        values: dict[str, Any] = {"status": status}
-        if status in (IncidentStatus.CONTAINED, IncidentStatus.RESOLVED):
-            values["contained_at"] = func.coalesce(INCIDENTS.c.contained_at, now)
-        if status is IncidentStatus.RESOLVED:
-            values["resolved_at"] = now
-        statement = update(INCIDENTS).where(INCIDENTS.c.id == incident_id).values(**values)
-        self.also(lambda conn: conn.execute(statement))
+        resolved = status is IncidentStatus.RESOLVED
+        change = IncidentChange(
+            status, contained=resolved or status is IncidentStatus.CONTAINED, resolved=resolved
+        )
+        self._incident = self._incident.then(change) if self._incident else change
         self.event(f"incident.{status.value}", actor=actor)
         self.run.incident_status = status
         return True
@@ -188,10 +197,9 @@ class Journal:
         """The run succeeded: free the key, resolve the incident, give up the lease, all in the next write."""
         run = self.run
         run.status, run.finished_at, self._finished = RunStatus.SUCCEEDED, utcnow(), True
-        statement = delete(LOCKS).where(LOCKS.c.key_id == run.key_id, LOCKS.c.run_id == run.id)
-        self.also(lambda conn: conn.execute(statement))
         self.event("run.succeeded")
         self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
+        self._recorded()
 
     def commit(self, *, release: bool = False, hold_extra: float = 0.0) -> RunStatus:
         """Write everything recorded since the last commit; returns the run's status (ABORTED if aborted).
@@ -211,13 +219,17 @@ class Journal:
                 {"step_id": s.id, **copy.deepcopy(s.values())} for s in run.steps if s.name in self._dirty
             ],
             events=self._events,
-            work=self._work,
+            notifications=self._notifications,
+            incident=self._incident,
+            release_lock=self._finished,
+            key_rotated=self._key_rotated,
             release=release or self._finished,
             hold_extra=hold_extra,
             announce=bool(self._dirty),
         )
         self.writer.write(batch)  # on failure everything stays recorded, for the next attempt to write
-        self._events, self._work, self._dirty, self._since = [], [], set(), None
+        self._events, self._notifications, self._dirty, self._since = [], [], set(), None
+        self._incident = self._key_rotated = None
         if self.writer.aborted:
             self.run.status = RunStatus.ABORTED
         return self.run.status

@@ -1,21 +1,25 @@
-"""A run's transition on PostgreSQL as one statement: the run row, the steps that changed and the timeline
-events travel together, so a write costs one round trip instead of one per table.
+"""A run's transition on PostgreSQL as one statement: the run row, the steps that changed, the timeline
+events and the other rows the step changed (outbox, incident, key lock, registry) travel together, so a
+write is one round trip, atomic without BEGIN and COMMIT, instead of one round trip per table.
 
-The steps and events go as JSON arrays unpacked by `json_to_recordset`; the run row's UPDATE only matches
-while this worker holds the lease, and the step and event parts only run when it matched, so a lost lease
-writes nothing. The statement text never changes, so psycopg prepares it once per connection.
-SQLite has no data-modifying CTEs; it writes the same rows with one Core statement per table (writer.py).
+Row lists go as JSON arrays unpacked by `json_to_recordset`. The run row's UPDATE only matches while this
+worker holds the lease, and every other part only runs when it matched, so a lost lease writes nothing.
+The statement text never changes, so psycopg prepares it once per connection. SQLite has no
+data-modifying CTEs; it writes the same rows with one Core statement per table (transition.py).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from bot.registry.models import KeyStatus
 from bot.runbooks.models import RunStatus
+from bot.runbooks.transition import Batch
 
 STATEMENT = """
 WITH run AS (
@@ -49,6 +53,45 @@ events AS (
         step varchar, data json, prev_hash varchar, hash varchar
     )
     WHERE EXISTS (SELECT FROM run)
+),
+outbox AS (
+    INSERT INTO notifications (dedupe_key, incident_id, run_id, kind, recipient, subject, body, facts, status,
+                               attempts, created_at, next_attempt_at)
+    SELECT n.dedupe_key, n.incident_id, n.run_id, n.kind, n.recipient, n.subject, n.body, n.facts, n.status,
+           n.attempts, n.created_at, n.next_attempt_at
+    FROM json_to_recordset(CAST(%(notifications)s AS json)) AS n(
+        dedupe_key varchar, incident_id integer, run_id varchar, kind varchar, recipient varchar,
+        subject varchar, body text, facts json, status varchar, attempts integer, created_at timestamptz,
+        next_attempt_at timestamptz
+    )
+    WHERE EXISTS (SELECT FROM run)
+    ON CONFLICT (dedupe_key) DO NOTHING
+),
+incident AS (
+    UPDATE incidents SET
+        status = CAST(%(incident_status)s AS varchar),
+        contained_at = CASE WHEN %(contained)s THEN coalesce(incidents.contained_at, %(now)s)
+                            ELSE incidents.contained_at END,
+        resolved_at = CASE WHEN %(resolved)s THEN %(now)s ELSE incidents.resolved_at END
+    WHERE incidents.id = %(incident_id)s AND CAST(%(incident_status)s AS varchar) IS NOT NULL
+      AND EXISTS (SELECT FROM run)
+),
+unlocked AS (
+    DELETE FROM key_locks
+    WHERE key_locks.key_id = %(key_id)s AND key_locks.run_id = %(run_id)s AND %(release_lock)s
+      AND EXISTS (SELECT FROM run)
+),
+rotated AS (
+    UPDATE keys SET
+        provider_key_id = k.provider_key_id, fingerprint = k.fingerprint, last_rotated_at = k.rotated_at,
+        status = %(active)s, vault_path = k.vault_path,
+        secret_family = coalesce(k.secret_family, keys.secret_family),
+        secret_last4 = coalesce(k.secret_last4, keys.secret_last4)
+    FROM json_to_recordset(CAST(%(key_rotated)s AS json)) AS k(
+        provider_key_id varchar, fingerprint varchar, rotated_at timestamptz, vault_path varchar,
+        secret_family varchar, secret_last4 varchar
+    )
+    WHERE keys.id = %(key_id)s AND EXISTS (SELECT FROM run)
 )
 SELECT status FROM run
 """
@@ -66,24 +109,26 @@ def _dumps(value: object) -> str:
 
 def write(
     conn: Connection,
+    batch: Batch,
     *,
     run_id: str,
+    key_id: int,
+    incident_id: int | None,
     worker: str,
-    run: dict[str, Any],
     owner: str | None,
     expiry: datetime | None,
     now: datetime,
-    steps: list[dict[str, Any]],
     events: list[dict[str, Any]],
 ) -> RunStatus | None:
-    """The stored status after the write (ABORTED if someone aborted the run), None if the lease is lost.
+    """The stored status after the write (ABORTED if someone aborted the run); None, with nothing
+    written, if the lease is lost.
 
     Raises IntegrityError when an event's (incident_id, seq) is taken: the caller's chain head is stale.
     """
-    status = run["status"]
+    run, incident, rotated = batch.run, batch.incident, batch.key_rotated
     params = {
         "aborted": RunStatus.ABORTED.value,
-        "status": status.value if isinstance(status, RunStatus) else status,
+        "status": RunStatus(run["status"]).value,
         "attention": run["attention"],
         "finished_at": run["finished_at"],
         "context": _dumps(run["context"]),
@@ -92,8 +137,17 @@ def write(
         "now": now,
         "run_id": run_id,
         "worker": worker,
-        "steps": _dumps(steps),
+        "steps": _dumps(batch.steps),
         "events": _dumps(events),
+        "notifications": _dumps(batch.notifications),
+        "incident_id": incident_id,
+        "incident_status": incident.status.value if incident else None,
+        "contained": bool(incident and incident.contained),
+        "resolved": bool(incident and incident.resolved),
+        "key_id": key_id,
+        "release_lock": batch.release_lock,
+        "active": KeyStatus.ACTIVE.value,
+        "key_rotated": _dumps([asdict(rotated)] if rotated else []),
     }
     stored = conn.exec_driver_sql(STATEMENT, params).scalar()
     return None if stored is None else RunStatus(stored)
