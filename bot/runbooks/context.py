@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Row, Select, Table, select
 
 from bot.providers.base import KeyProvider, KeyRef, ProviderError, SecretStore
 from bot.registry.fingerprint import Fingerprinter
@@ -81,24 +81,41 @@ class KeyFacts:
 
     @classmethod
     def load(cls, conn: Connection, key_id: int) -> KeyFacts | None:
-        """The same snapshot read with three Core queries (the ORM's loading costs more than the rows)."""
-        key = conn.execute(
-            select(KEYS, TEAMS.c.name.label("team"), TEAMS.c.slack_channel, TEAMS.c.manager_slack_id)
-            .join_from(KEYS, TEAMS, KEYS.c.team_id == TEAMS.c.id, isouter=True)
+        """The same snapshot read with one Core query (the ORM's loading costs more than the rows)."""
+        return cls.from_rows(conn.execute(cls.query(key_id)).all())
+
+    @staticmethod
+    def query(key_id: int) -> Select[Any]:
+        """The key with its team, owners and consumers joined: one row per (owner, consumer) pair."""
+        return (
+            select(
+                KEYS,
+                TEAMS.c.name.label("team_name"),
+                TEAMS.c.slack_channel,
+                TEAMS.c.manager_slack_id,
+                OWNERS.c.id.label("owner_row"),
+                OWNERS.c.slack_user_id,
+                OWNERS.c.role,
+                CONSUMERS.c.id.label("consumer_row"),
+                CONSUMERS.c.name.label("consumer_name"),
+                CONSUMERS.c.contact,
+            )
+            .select_from(
+                KEYS.outerjoin(TEAMS, KEYS.c.team_id == TEAMS.c.id)
+                .outerjoin(OWNERS, OWNERS.c.key_id == KEYS.c.id)
+                .outerjoin(CONSUMERS, CONSUMERS.c.key_id == KEYS.c.id)
+            )
             .where(KEYS.c.id == key_id)
-        ).first()
-        if key is None:
+        )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Row[Any]]) -> KeyFacts | None:
+        if not rows:
             return None
-        owners = conn.execute(
-            select(OWNERS.c.slack_user_id, OWNERS.c.role)
-            .where(OWNERS.c.key_id == key_id)
-            .order_by(OWNERS.c.id)
-        ).all()
-        consumers = conn.execute(
-            select(CONSUMERS.c.name, CONSUMERS.c.contact)
-            .where(CONSUMERS.c.key_id == key_id)
-            .order_by(CONSUMERS.c.id)
-        ).all()
+        key = rows[0]
+        owners = {r.owner_row: (r.slack_user_id, r.role) for r in rows if r.owner_row is not None}
+        consumers = {r.consumer_row: (r.consumer_name, r.contact) for r in rows if r.consumer_row is not None}
+        ordered_owners = [owners[i] for i in sorted(owners)]
         redacted = None
         if key.secret_family is not None and key.secret_last4 is not None:
             redacted = f"{key.secret_family}...{key.secret_last4}"
@@ -111,12 +128,12 @@ class KeyFacts:
             environment=key.environment,
             vault_path=key.vault_path or f"{DEFAULT_VAULT_PREFIX}/{key.name}",
             redacted=redacted,
-            owners=[o.slack_user_id for o in owners if o.role == OwnerRole.OWNER],
-            backups=[o.slack_user_id for o in owners if o.role == OwnerRole.BACKUP],
-            team=key.team,
+            owners=[user for user, role in ordered_owners if role == OwnerRole.OWNER],
+            backups=[user for user, role in ordered_owners if role == OwnerRole.BACKUP],
+            team=key.team_name,
             team_channel=key.slack_channel,
             manager=key.manager_slack_id,
-            consumers=[(c.name, c.contact) for c in consumers],
+            consumers=[consumers[i] for i in sorted(consumers)],
             created_at=key.created_at,
             last_rotated_at=key.last_rotated_at,
         )

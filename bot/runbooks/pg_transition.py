@@ -103,7 +103,7 @@ def _json_value(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _dumps(value: object) -> str:
+def dumps(value: object) -> str:
     return json.dumps(value, default=_json_value, separators=(",", ":"))
 
 
@@ -131,15 +131,15 @@ def write(
         "status": RunStatus(run["status"]).value,
         "attention": run["attention"],
         "finished_at": run["finished_at"],
-        "context": _dumps(run["context"]),
+        "context": dumps(run["context"]),
         "owner": owner,
         "expiry": expiry,
         "now": now,
         "run_id": run_id,
         "worker": worker,
-        "steps": _dumps(batch.steps),
-        "events": _dumps(events),
-        "notifications": _dumps(batch.notifications),
+        "steps": dumps(batch.steps),
+        "events": dumps(events),
+        "notifications": dumps(batch.notifications),
         "incident_id": incident_id,
         "incident_status": incident.status.value if incident else None,
         "contained": bool(incident and incident.contained),
@@ -147,7 +147,7 @@ def write(
         "key_id": key_id,
         "release_lock": batch.release_lock,
         "active": KeyStatus.ACTIVE.value,
-        "key_rotated": _dumps([asdict(rotated)] if rotated else []),
+        "key_rotated": dumps([asdict(rotated)] if rotated else []),
     }
     stored = conn.exec_driver_sql(STATEMENT, params).scalar()
     return None if stored is None else RunStatus(stored)

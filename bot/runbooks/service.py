@@ -7,44 +7,23 @@ engine to carry on. Each returns the run id or raises a `RunRefused` whose messa
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
 from bot.db.session import Database
-from bot.db.upsert import insert_unless_present
-from bot.incidents import chain
-from bot.incidents.chain import GENESIS, Head, PendingEvent
-from bot.incidents.models import Incident, IncidentStatus
 from bot.incidents.service import append_event
-from bot.registry.models import Key, KeyStatus
-from bot.runbooks.context import KeyFacts
 from bot.runbooks.definitions import RunbookDefinition
-from bot.runbooks.journal import RunState, StepState
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
+from bot.runbooks.opening import OpenedRun, RunPlan, open_with_core
+from bot.runbooks.pg_open import open_on_postgresql
+from bot.runbooks.refusals import KeyBusy, RunRefused
+
+__all__ = ["KeyBusy", "OpenedRun", "RunRefused", "abort", "approve", "mark_done", "open_run", "retry_step",
+           "skip_step", "start_run"]  # fmt: skip
 
 MAX_REASON = 500
-KEYS = cast(Table, Key.__table__)
-INCIDENTS = cast(Table, Incident.__table__)
-RUNS = cast(Table, Run.__table__)
-STEPS = cast(Table, RunStep.__table__)
-LOCKS = cast(Table, KeyLock.__table__)
-
-
-class RunRefused(Exception):
-    """The request is not allowed right now; the message says why and what to do instead."""
-
-
-class KeyBusy(RunRefused):
-    """Another run holds the key's lock."""
-
-    def __init__(self, key_name: str, run_id: str, holder: str) -> None:
-        super().__init__(f"{key_name} is already being handled by run {run_id} (started by {holder})")
-        self.key_name, self.run_id, self.holder = key_name, run_id, holder
 
 
 def _event(
@@ -74,16 +53,6 @@ def start_run(
     ).state.id  # fmt: skip
 
 
-@dataclass
-class OpenedRun:
-    """A run just opened and leased to `lease_owner`: everything its engine would otherwise read back."""
-
-    state: RunState
-    key: KeyFacts
-    head: Head
-    lease_owner: str | None
-
-
 def open_run(
     database: Database,
     runbooks: dict[str, RunbookDefinition],
@@ -108,115 +77,28 @@ def open_run(
     reason = reason.strip()
     if definition.incident and not reason:
         raise RunRefused("a reason is required (what happened, where the key leaked)")
-    run_id = "run_" + secrets.token_hex(6)
-    reason = reason[:MAX_REASON]
-    context = {"reason": reason, "contain": contain}
     now = utcnow()
-    with database.engine.begin() as conn:
-        facts = KeyFacts.load(conn, key_id)
-        if facts is None:
-            raise RunRefused(f"no key #{key_id} in the registry")
-        incident_id, events, head = None, [], Head(0, GENESIS)
-        if definition.incident:
-            title = f"{'[DRILL] ' if drill else ''}Leaked key {facts.name} ({facts.environment})"
-            incident_id = conn.execute(
-                insert(INCIDENTS)
-                .values(
-                    key_id=key_id,
-                    title=title[:300],
-                    opened_by=actor,
-                    reason=reason,
-                    severity=severity,
-                    drill=drill,
-                    opened_at=now,
-                )
-                .returning(INCIDENTS.c.id)
-            ).scalar_one()
-            events.append(PendingEvent.now("incident.opened", actor, {"title": title, "reason": reason}))
-        conn.execute(
-            insert(RUNS).values(
-                id=run_id,
-                runbook=runbook,
-                mode=mode,
-                key_id=key_id,
-                incident_id=incident_id,
-                initiated_by=actor,
-                reason=reason,
-                drill=drill,
-                context=context,
-                lease_owner=lease[0] if lease else None,
-                lease_expires_at=now + lease[1] if lease else None,
-            )
-        )
-        plan = definition.plan(mode)
-        step_ids = (
-            conn.execute(
-                insert(STEPS).returning(STEPS.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "run_id": run_id,
-                        "position": i,
-                        "name": name,
-                        "action": step.action,
-                        "title": step.title,
-                    }
-                    for i, (name, step) in enumerate(plan)
-                ],
-            )
-            .scalars()
-            .all()
-        )
-        _take_lock(conn, key_id, facts.name, run_id, actor)
-        status = KeyStatus.COMPROMISED if definition.incident else KeyStatus.ROTATING
-        conn.execute(update(KEYS).where(KEYS.c.id == key_id).values(status=status))
-        if incident_id is not None:
-            started = {"runbook": runbook, "mode": mode, "drill": drill}
-            events.append(PendingEvent.now("run.started", actor, started, run_id=run_id))
-            head = chain.write(conn, incident_id, head, events)
-    state = RunState(
-        id=run_id,
+    plan = RunPlan(
+        run_id="run_" + secrets.token_hex(6),
+        key_id=key_id,
         runbook=runbook,
         mode=mode,
-        key_id=key_id,
-        incident_id=incident_id,
-        status=RunStatus.RUNNING,
-        initiated_by=actor,
+        actor=actor,
+        reason=reason[:MAX_REASON],
+        severity=severity,
         drill=drill,
-        attention=None,
-        context=context,
-        finished_at=None,
-        steps=[
-            StepState(step_id, name, step.action, step.title)
-            for step_id, (name, step) in zip(step_ids, plan, strict=True)
-        ],
-        incident_status=IncidentStatus.OPEN if incident_id is not None else None,
-        incident_opened_at=now if incident_id is not None else None,
+        contain=contain,
+        incident=definition.incident,
+        steps=definition.plan(mode),
+        now=now,
+        lease_owner=lease[0] if lease else None,
+        lease_expires_at=now + lease[1] if lease else None,
     )
-    return OpenedRun(state, facts, head, lease[0] if lease else None)
-
-
-def _take_lock(conn: Connection, key_id: int, key_name: str, run_id: str, actor: str) -> None:
-    """One active run per key: the lock row's primary key is the key id; a finished run's lock is stale.
-
-    The insert is tried first (on PostgreSQL a concurrent starter waits for ours to commit, then sees it);
-    only when the key is taken is the holder looked at.
-    """
-    lock = {"key_id": key_id, "run_id": run_id, "holder": actor, "acquired_at": utcnow()}
-    insert_lock = insert_unless_present(conn.dialect.name, LOCKS, ["key_id"])
-    for _ in range(3):
-        if conn.execute(insert_lock.returning(LOCKS.c.key_id), [lock]).first() is not None:
-            return
-        holder = conn.execute(
-            select(LOCKS.c.run_id, LOCKS.c.holder, RUNS.c.status)
-            .join(RUNS, RUNS.c.id == LOCKS.c.run_id, isouter=True)
-            .where(LOCKS.c.key_id == key_id)
-        ).first()
-        if holder is None:
-            continue
-        if holder.status is not None and not RunStatus(holder.status).finished:
-            raise KeyBusy(key_name, holder.run_id, holder.holder)
-        conn.execute(delete(LOCKS).where(LOCKS.c.key_id == key_id, LOCKS.c.run_id == holder.run_id))
-    raise KeyBusy(key_name, "?", "another run starting at the same moment")
+    if database.engine.dialect.name == "postgresql":
+        opened = open_on_postgresql(database.engine, plan)
+        if opened is not None:
+            return opened
+    return open_with_core(database.engine, plan)  # also where a taken lock is looked at
 
 
 def _load(session: Session, run_id: str) -> Run:
