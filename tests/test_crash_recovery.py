@@ -28,8 +28,9 @@ from tests.world import REPO, RUNBOOKS, World, unique_name
 
 KEYBOT = [sys.executable, "-c", "from bot.cli.main import main; main()"]
 STAGED = RUNBOOKS["revoke-replace-audit-notify"].modes["staged"]
-EFFECTS = ["provider.mint", "vault.write_pending", "provider.revoke", "vault.cleanup"]
-CRASH_POINTS = [f"after:{s}" for s in STAGED] + [f"effect:{e}" for e in EFFECTS] + ["cleanup:promoted"]
+EFFECTS = ["replacement.mint", "provider.revoke", "vault.cleanup"]
+CRASH_POINTS = [f"after:{s}" for s in STAGED] + [f"effect:{e}" for e in EFFECTS]
+CRASH_POINTS += ["mint:minted", "cleanup:promoted"]  # between the two outside changes of one effect
 
 
 def keybot_env(world: World, failpoint: str | None = None) -> dict[str, str]:

@@ -107,10 +107,13 @@ def mint(ctx: StepContext) -> Result:
     )
     first_attempt = not ctx.state.get("mint_tried")
     ctx.state["mint_tried"] = True  # committed with the intent, before the call: a re-run looks for leftovers
-    with ctx.effect("provider.mint", idempotency_key=ctx.idempotency_key) as outcome:
-        minted = provider.mint(ctx.key.ref, idempotency_key=ctx.idempotency_key, first_attempt=first_attempt)
+    # One intent covers both calls: the new value goes from the provider straight into Vault, with no
+    # database round trip in between. A crash between them leaves a provider key the re-run sweeps away.
+    key_ref = ctx.key.ref
+    with ctx.effect("replacement.mint", idempotency_key=ctx.idempotency_key, path=path) as outcome:
+        minted = provider.mint(key_ref, idempotency_key=ctx.idempotency_key, first_attempt=first_attempt)
         outcome.update(new_key_id=minted.key_id, owner_id=minted.owner_id)
-    with ctx.effect("vault.write_pending", path=path) as outcome:
+        failpoints.hit("mint:minted")
         stored = ctx.store.write_pending(path, minted.value, key_id=minted.key_id, run_id=ctx.run_id)
         outcome["version"] = stored.version
     secret = minted.value.get_secret_value()

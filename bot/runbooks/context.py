@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Select, Table, select
+from sqlalchemy import Connection, Row, Table, bindparam, select
 
 from bot.providers.base import KeyProvider, KeyRef, ProviderError, SecretStore
 from bot.registry.fingerprint import Fingerprinter
@@ -23,6 +23,28 @@ KEYS = cast(Table, Key.__table__)
 TEAMS = cast(Table, Team.__table__)
 OWNERS = cast(Table, KeyOwner.__table__)
 CONSUMERS = cast(Table, Consumer.__table__)
+
+KEY_FACTS = (
+    select(
+        KEYS,
+        TEAMS.c.name.label("team_name"),
+        TEAMS.c.slack_channel,
+        TEAMS.c.manager_slack_id,
+        OWNERS.c.id.label("owner_row"),
+        OWNERS.c.slack_user_id,
+        OWNERS.c.role,
+        CONSUMERS.c.id.label("consumer_row"),
+        CONSUMERS.c.name.label("consumer_name"),
+        CONSUMERS.c.contact,
+    )
+    .select_from(
+        KEYS.outerjoin(TEAMS, KEYS.c.team_id == TEAMS.c.id)
+        .outerjoin(OWNERS, OWNERS.c.key_id == KEYS.c.id)
+        .outerjoin(CONSUMERS, CONSUMERS.c.key_id == KEYS.c.id)
+    )
+    .where(KEYS.c.id == bindparam("key_id"))
+)
+"""Key `:key_id` with its team, owners and consumers joined: one row per (owner, consumer) pair."""
 
 
 class StepFailed(Exception):
@@ -82,31 +104,7 @@ class KeyFacts:
     @classmethod
     def load(cls, conn: Connection, key_id: int) -> KeyFacts | None:
         """The same snapshot read with one Core query (the ORM's loading costs more than the rows)."""
-        return cls.from_rows(conn.execute(cls.query(key_id)).all())
-
-    @staticmethod
-    def query(key_id: int) -> Select[Any]:
-        """The key with its team, owners and consumers joined: one row per (owner, consumer) pair."""
-        return (
-            select(
-                KEYS,
-                TEAMS.c.name.label("team_name"),
-                TEAMS.c.slack_channel,
-                TEAMS.c.manager_slack_id,
-                OWNERS.c.id.label("owner_row"),
-                OWNERS.c.slack_user_id,
-                OWNERS.c.role,
-                CONSUMERS.c.id.label("consumer_row"),
-                CONSUMERS.c.name.label("consumer_name"),
-                CONSUMERS.c.contact,
-            )
-            .select_from(
-                KEYS.outerjoin(TEAMS, KEYS.c.team_id == TEAMS.c.id)
-                .outerjoin(OWNERS, OWNERS.c.key_id == KEYS.c.id)
-                .outerjoin(CONSUMERS, CONSUMERS.c.key_id == KEYS.c.id)
-            )
-            .where(KEYS.c.id == key_id)
-        )
+        return cls.from_rows(conn.execute(KEY_FACTS, {"key_id": key_id}).all())
 
     @classmethod
     def from_rows(cls, rows: Sequence[Row[Any]]) -> KeyFacts | None:

@@ -11,7 +11,6 @@ the stored status back, so the engine learns of the abort from the next write.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -208,16 +207,14 @@ class Journal:
         displays are told to re-read the run whenever a step changed.
         """
         run = self.run
-        batch = Batch(
+        batch = Batch(  # shares the run's objects: it is written before this returns, nothing changes them
             run={
                 "status": run.status,
                 "attention": run.attention,
                 "finished_at": run.finished_at,
-                "context": copy.deepcopy(run.context),
+                "context": run.context,
             },
-            steps=[
-                {"step_id": s.id, **copy.deepcopy(s.values())} for s in run.steps if s.name in self._dirty
-            ],
+            steps=[{"step_id": s.id, **s.values()} for s in run.steps if s.name in self._dirty],
             events=self._events,
             notifications=self._notifications,
             incident=self._incident,

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, Head
 from bot.incidents.models import IncidentStatus
-from bot.runbooks.context import KeyFacts
+from bot.runbooks.context import KEY_FACTS, KeyFacts
 from bot.runbooks.models import RunStatus, StepStatus
 from bot.runbooks.opening import OpenedRun, RunPlan
 from bot.runbooks.pg_transition import dumps
@@ -24,6 +24,7 @@ from bot.runbooks.refusals import RunRefused
 
 NEXT_INCIDENT_ID = select(func.nextval(func.pg_get_serial_sequence("incidents", "id"))).scalar_subquery()
 """Uncorrelated, so PostgreSQL evaluates it once per query (an InitPlan), whatever the number of rows."""
+KEY_FACTS_AND_INCIDENT_ID = KEY_FACTS.add_columns(NEXT_INCIDENT_ID.label("next_incident_id"))
 
 STATEMENT = """
 WITH lock AS (
@@ -73,11 +74,9 @@ SELECT id FROM steps ORDER BY position
 def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:
     """The opened run, or None when the key's lock was taken (nothing was written; an incident id from
     the sequence may be spent). Raises RunRefused for an unknown key."""
-    query = KeyFacts.query(plan.key_id)
-    if plan.incident:
-        query = query.add_columns(NEXT_INCIDENT_ID.label("next_incident_id"))
+    query = KEY_FACTS_AND_INCIDENT_ID if plan.incident else KEY_FACTS
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(query, {"key_id": plan.key_id}).all()
         key = KeyFacts.from_rows(rows)
         if key is None:
             raise RunRefused(f"no key #{plan.key_id} in the registry")
