@@ -81,27 +81,6 @@ class KeyFacts:
     last_rotated_at: datetime | None
 
     @classmethod
-    def of(cls, key: Key) -> KeyFacts:
-        return cls(
-            id=key.id,
-            name=key.name,
-            provider=key.provider,
-            provider_key_id=key.provider_key_id,
-            project=key.project,
-            environment=key.environment,
-            vault_path=key.vault_path or f"{DEFAULT_VAULT_PREFIX}/{key.name}",
-            redacted=key.redacted,
-            owners=key.owner_ids(OwnerRole.OWNER),
-            backups=key.owner_ids(OwnerRole.BACKUP),
-            team=key.team.name if key.team else None,
-            team_channel=key.team.slack_channel if key.team else None,
-            manager=key.team.manager_slack_id if key.team else None,
-            consumers=[(c.name, c.contact) for c in key.consumers],
-            created_at=key.created_at,
-            last_rotated_at=key.last_rotated_at,
-        )
-
-    @classmethod
     def load(cls, conn: Connection, key_id: int) -> KeyFacts | None:
         """The same snapshot read with one Core query (the ORM's loading costs more than the rows)."""
         return cls.from_rows(conn.execute(KEY_FACTS, {"key_id": key_id}).all())

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Unpack
 
 from sqlalchemy import or_, select
 
@@ -60,27 +61,13 @@ class Engine:
     on_change: Callable[[str], None] | None = None
     drill_toolkit: Callable[[], Toolkit] | None = None
 
-    def start(
-        self,
-        *,
-        key_id: int,
-        runbook: str,
-        mode: str | None,
-        actor: str,
-        reason: str,
-        severity: str = "sev2",
-        drill: bool = False,
-        contain: bool = False,
-    ) -> service.OpenedRun:
+    def start(self, **request: Unpack[service.RunRequest]) -> service.OpenedRun:
         """Open a run already leased to this engine; `execute(opened)` then starts without reading it back.
 
         Raises `RunRefused` like `service.start_run`.
         """
-        return service.open_run(
-            self.database, self.runbooks, key_id=key_id, runbook=runbook, mode=mode, actor=actor,
-            reason=reason, severity=severity, drill=drill, contain=contain,
-            lease=(self.worker, self.config.lease_ttl),
-        )  # fmt: skip
+        lease = (self.worker, self.config.lease_ttl)
+        return service.open_run(self.database, self.runbooks, lease=lease, **request)
 
     def execute(self, run: str | service.OpenedRun) -> RunStatus:
         """Run until the run finishes or pauses (approval, manual step, needs attention).

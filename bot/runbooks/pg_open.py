@@ -19,7 +19,7 @@ from bot.incidents.models import IncidentStatus
 from bot.runbooks.context import KEY_FACTS, KeyFacts
 from bot.runbooks.models import RunStatus, StepStatus
 from bot.runbooks.opening import OpenedRun, RunPlan
-from bot.runbooks.pg_transition import dumps
+from bot.runbooks.pg_transition import EVENTS_FROM_JSON, dumps
 from bot.runbooks.refusals import RunRefused
 
 NEXT_INCIDENT_ID = select(func.nextval(func.pg_get_serial_sequence("incidents", "id"))).scalar_subquery()
@@ -59,16 +59,11 @@ marked AS (
     UPDATE keys SET status = %(key_status)s WHERE keys.id = %(key_id)s AND EXISTS (SELECT FROM lock)
 ),
 events AS (
-    INSERT INTO timeline_events (incident_id, seq, at, actor, kind, run_id, step, data, prev_hash, hash)
-    SELECT e.incident_id, e.seq, e.at, e.actor, e.kind, e.run_id, e.step, e.data, e.prev_hash, e.hash
-    FROM json_to_recordset(CAST(%(events)s AS json)) AS e(
-        incident_id integer, seq integer, at timestamptz, actor varchar, kind varchar, run_id varchar,
-        step varchar, data json, prev_hash varchar, hash varchar
-    )
+    {events}
     WHERE EXISTS (SELECT FROM lock)
 )
 SELECT id FROM steps ORDER BY position
-"""
+""".replace("{events}", EVENTS_FROM_JSON)
 
 
 def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:

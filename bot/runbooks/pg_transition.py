@@ -19,7 +19,16 @@ from sqlalchemy import Connection
 
 from bot.registry.models import KeyStatus
 from bot.runbooks.models import RunStatus
-from bot.runbooks.transition import Batch
+from bot.runbooks.transition import Batch, Stamp
+
+EVENTS_FROM_JSON = """
+    INSERT INTO timeline_events (incident_id, seq, at, actor, kind, run_id, step, data, prev_hash, hash)
+    SELECT e.incident_id, e.seq, e.at, e.actor, e.kind, e.run_id, e.step, e.data, e.prev_hash, e.hash
+    FROM json_to_recordset(CAST(%(events)s AS json)) AS e(
+        incident_id integer, seq integer, at timestamptz, actor varchar, kind varchar, run_id varchar,
+        step varchar, data json, prev_hash varchar, hash varchar
+    )"""
+"""Timeline rows (chain.chained_rows) from the JSON array parameter `events`, for a CTE of a statement."""
 
 STATEMENT = """
 WITH run AS (
@@ -46,12 +55,7 @@ steps AS (
     WHERE run_steps.id = s.step_id AND run_steps.run_id = %(run_id)s AND EXISTS (SELECT FROM run)
 ),
 events AS (
-    INSERT INTO timeline_events (incident_id, seq, at, actor, kind, run_id, step, data, prev_hash, hash)
-    SELECT e.incident_id, e.seq, e.at, e.actor, e.kind, e.run_id, e.step, e.data, e.prev_hash, e.hash
-    FROM json_to_recordset(CAST(%(events)s AS json)) AS e(
-        incident_id integer, seq integer, at timestamptz, actor varchar, kind varchar, run_id varchar,
-        step varchar, data json, prev_hash varchar, hash varchar
-    )
+    {events}
     WHERE EXISTS (SELECT FROM run)
 ),
 outbox AS (
@@ -94,7 +98,7 @@ rotated AS (
     WHERE keys.id = %(key_id)s AND EXISTS (SELECT FROM run)
 )
 SELECT status FROM run
-"""
+""".replace("{events}", EVENTS_FROM_JSON)
 
 
 def _json_value(value: object) -> str:
@@ -107,19 +111,7 @@ def dumps(value: object) -> str:
     return json.dumps(value, default=_json_value, separators=(",", ":"))
 
 
-def write(
-    conn: Connection,
-    batch: Batch,
-    *,
-    run_id: str,
-    key_id: int,
-    incident_id: int | None,
-    worker: str,
-    owner: str | None,
-    expiry: datetime | None,
-    now: datetime,
-    events: list[dict[str, Any]],
-) -> RunStatus | None:
+def write(conn: Connection, batch: Batch, stamp: Stamp, events: list[dict[str, Any]]) -> RunStatus | None:
     """The stored status after the write (ABORTED if someone aborted the run); None, with nothing
     written, if the lease is lost.
 
@@ -132,19 +124,19 @@ def write(
         "attention": run["attention"],
         "finished_at": run["finished_at"],
         "context": dumps(run["context"]),
-        "owner": owner,
-        "expiry": expiry,
-        "now": now,
-        "run_id": run_id,
-        "worker": worker,
+        "owner": stamp.owner,
+        "expiry": stamp.expiry,
+        "now": stamp.now,
+        "run_id": stamp.run_id,
+        "worker": stamp.worker,
         "steps": dumps(batch.steps),
         "events": dumps(events),
         "notifications": dumps(batch.notifications),
-        "incident_id": incident_id,
+        "incident_id": stamp.incident_id,
         "incident_status": incident.status.value if incident else None,
         "contained": bool(incident and incident.contained),
         "resolved": bool(incident and incident.resolved),
-        "key_id": key_id,
+        "key_id": stamp.key_id,
         "release_lock": batch.release_lock,
         "active": KeyStatus.ACTIVE.value,
         "key_rotated": dumps([asdict(rotated)] if rotated else []),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -20,8 +21,10 @@ from bot.runbooks.opening import OpenedRun, RunPlan, open_with_core
 from bot.runbooks.pg_open import open_on_postgresql
 from bot.runbooks.refusals import KeyBusy, RunRefused
 
-__all__ = ["KeyBusy", "OpenedRun", "RunRefused", "abort", "approve", "mark_done", "open_run", "retry_step",
-           "skip_step", "start_run"]  # fmt: skip
+__all__ = [
+    "KeyBusy", "OpenedRun", "RunRefused", "RunRequest",
+    "abort", "approve", "mark_done", "open_run", "retry_step", "skip_step", "start_run",
+]  # fmt: skip
 
 MAX_REASON = 500
 
@@ -33,45 +36,39 @@ def _event(
         append_event(session, run.incident_id, kind, actor, data, run_id=run.id, step=step)
 
 
+class RunRequest(TypedDict):
+    """What a person asks for when they start a run (Slack, CLI, bulk)."""
+
+    key_id: int
+    runbook: str
+    mode: str | None  # None: the runbook's default mode
+    actor: str
+    reason: str
+    severity: NotRequired[str]
+    drill: NotRequired[bool]
+    contain: NotRequired[bool]  # narrow the key's scopes first (reversible containment)
+
+
 def start_run(
-    database: Database,
-    runbooks: dict[str, RunbookDefinition],
-    *,
-    key_id: int,
-    runbook: str,
-    mode: str | None,
-    actor: str,
-    reason: str,
-    severity: str = "sev2",
-    drill: bool = False,
-    contain: bool = False,
+    database: Database, runbooks: dict[str, RunbookDefinition], **request: Unpack[RunRequest]
 ) -> str:
     """Open a run (its incident, steps and key lock) for any engine to execute; returns its id."""
-    return open_run(
-        database, runbooks, key_id=key_id, runbook=runbook, mode=mode, actor=actor, reason=reason,
-        severity=severity, drill=drill, contain=contain,
-    ).state.id  # fmt: skip
+    return open_run(database, runbooks, **request).state.id
 
 
 def open_run(
     database: Database,
     runbooks: dict[str, RunbookDefinition],
     *,
-    key_id: int,
-    runbook: str,
-    mode: str | None,
-    actor: str,
-    reason: str,
-    severity: str = "sev2",
-    drill: bool = False,
-    contain: bool = False,
     lease: tuple[str, timedelta] | None = None,
+    **request: Unpack[RunRequest],
 ) -> OpenedRun:
     """`start_run`, optionally leasing the run to the engine that executes it next (see Engine.start)."""
+    runbook, actor, reason = request["runbook"], request["actor"], request["reason"]
     definition = runbooks.get(runbook)
     if definition is None:
         raise RunRefused(f"unknown runbook {runbook!r}; known: {', '.join(sorted(runbooks))}")
-    mode = mode or definition.default_mode
+    mode = request["mode"] or definition.default_mode
     if mode not in definition.modes:
         raise RunRefused(f"runbook {runbook} has no mode {mode!r}; choose {', '.join(definition.modes)}")
     reason = reason.strip()
@@ -80,14 +77,14 @@ def open_run(
     now = utcnow()
     plan = RunPlan(
         run_id="run_" + secrets.token_hex(6),
-        key_id=key_id,
+        key_id=request["key_id"],
         runbook=runbook,
         mode=mode,
         actor=actor,
         reason=reason[:MAX_REASON],
-        severity=severity,
-        drill=drill,
-        contain=contain,
+        severity=request.get("severity", "sev2"),
+        drill=request.get("drill", False),
+        contain=request.get("contain", False),
         incident=definition.incident,
         steps=definition.plan(mode),
         now=now,

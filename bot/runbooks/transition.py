@@ -70,6 +70,19 @@ class Batch:
     announce: bool = False  # tell `on_written` once it is durable (progress displays re-read the run)
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """Which run a write is for, who writes it, and what it sets the run's lease to."""
+
+    run_id: str
+    key_id: int
+    incident_id: int | None
+    worker: str  # the lease holder the run row must still name
+    owner: str | None  # the lease holder afterwards (None gives the run back)
+    expiry: datetime | None
+    now: datetime
+
+
 def _typed(name: str, column: str) -> Any:
     return bindparam(name, type_=RUNS.c[column].type)
 
@@ -94,26 +107,16 @@ WRITE_STEP = update(STEPS).where(STEPS.c.id == bindparam("step_id"))
 
 
 def write_core(
-    conn: Connection,
-    batch: Batch,
-    *,
-    run_id: str,
-    key_id: int,
-    incident_id: int | None,
-    worker: str,
-    owner: str | None,
-    expiry: datetime | None,
-    now: datetime,
-    events: list[dict[str, Any]],
+    conn: Connection, batch: Batch, stamp: Stamp, events: list[dict[str, Any]]
 ) -> RunStatus | None:
     """The stored status after the write (ABORTED if someone aborted the run); None, with nothing
     written, if the lease is lost."""
     params = {
-        "run_id": run_id,
-        "worker": worker,
+        "run_id": stamp.run_id,
+        "worker": stamp.worker,
         **{f"new_{name}": value for name, value in batch.run.items()},
-        "new_owner": owner,
-        "new_expiry": expiry,
+        "new_owner": stamp.owner,
+        "new_expiry": stamp.expiry,
     }
     stored = conn.execute(WRITE_RUN, params).scalar()
     if stored is None:
@@ -126,16 +129,16 @@ def write_core(
         conn.execute(
             insert_unless_present(conn.dialect.name, NOTIFICATIONS, ["dedupe_key"]), batch.notifications
         )
-    if batch.incident is not None and incident_id is not None:
+    if batch.incident is not None and stamp.incident_id is not None:
         conn.execute(
             update(INCIDENTS)
-            .where(INCIDENTS.c.id == incident_id)
-            .values(_incident_values(batch.incident, now))
+            .where(INCIDENTS.c.id == stamp.incident_id)
+            .values(_incident_values(batch.incident, stamp.now))
         )
     if batch.release_lock:
-        conn.execute(delete(LOCKS).where(LOCKS.c.key_id == key_id, LOCKS.c.run_id == run_id))
+        conn.execute(delete(LOCKS).where(LOCKS.c.key_id == stamp.key_id, LOCKS.c.run_id == stamp.run_id))
     if batch.key_rotated is not None:
-        conn.execute(update(KEYS).where(KEYS.c.id == key_id).values(_key_values(batch.key_rotated)))
+        conn.execute(update(KEYS).where(KEYS.c.id == stamp.key_id).values(_key_values(batch.key_rotated)))
     return RunStatus(stored)
 
 

@@ -23,7 +23,7 @@ from bot.incidents.chain import Head
 from bot.log import get_logger
 from bot.runbooks import pg_transition
 from bot.runbooks.models import RunStatus
-from bot.runbooks.transition import Batch, write_core
+from bot.runbooks.transition import Batch, Stamp, write_core
 
 log = get_logger(__name__)
 
@@ -92,13 +92,17 @@ class Writer:
     def _write_transition(self, conn: Connection, batch: Batch, events: list[dict[str, Any]]) -> RunStatus:
         """Everything in the batch; raises LeaseLost (having written nothing) without the lease."""
         now = utcnow()
-        expiry = None if batch.release else now + self.lease_ttl + timedelta(seconds=batch.hold_extra)
+        stamp = Stamp(
+            run_id=self.run_id,
+            key_id=self.key_id,
+            incident_id=self.incident_id,
+            worker=self.worker,
+            owner=None if batch.release else self.worker,
+            expiry=None if batch.release else now + self.lease_ttl + timedelta(seconds=batch.hold_extra),
+            now=now,
+        )
         write = pg_transition.write if conn.dialect.name == "postgresql" else write_core
-        stored = write(
-            conn, batch, run_id=self.run_id, key_id=self.key_id, incident_id=self.incident_id,
-            worker=self.worker, owner=None if batch.release else self.worker, expiry=expiry, now=now,
-            events=events,
-        )  # fmt: skip
+        stored = write(conn, batch, stamp, events)
         if stored is None:
             raise LeaseLost(f"run {self.run_id} is no longer leased to this process")
         return stored

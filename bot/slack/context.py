@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.db.base import utcnow
 from bot.log import get_logger
-from bot.providers.base import ProviderError
+from bot.providers.base import KeyRef, ProviderError
 from bot.registry.models import Key
 from bot.registry.service import lookup
 from bot.runtime import Runtime
@@ -75,10 +75,9 @@ class SlackContext:
         provider = self.runtime.toolkit.providers.get(key.provider)
         if provider is None or not key.provider_key_id:
             return None
-        from bot.runbooks.context import KeyFacts
-
         now = utcnow()
-        pending = _TRAFFIC_POOL.submit(provider.usage, KeyFacts.of(key).ref, now - timedelta(hours=1), now)
+        ref = KeyRef(key.provider_key_id, key.project, key.redacted, key.name)
+        pending = _TRAFFIC_POOL.submit(provider.usage, ref, now - timedelta(hours=1), now)
         try:
             buckets = pending.result(timeout=TRAFFIC_DEADLINE_SECONDS)
         except (ProviderError, TimeoutError, Exception):
