@@ -1,8 +1,9 @@
 """Executes runs step by step. Every transition is committed (and on the timeline) before the next outside
 call, so a process killed anywhere leaves a run another process can pick up where it stopped.
 
-The run is read once per `execute`; from then on the engine holds it in memory and records each transition
-in the journal, which writes what was recorded as one transaction before the next outside change.
+The run is read once per `execute` (not at all when this engine just opened it: `start`); from then on the
+engine holds it in memory and records each transition in the journal, which writes what was recorded
+atomically before the next outside change.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The engine's record of a run it holds a lease on.
 
-The engine reads the run once, keeps it and the incident's chain head in memory, and records each
-transition here: the steps that changed, the timeline events, any extra statements an action queued.
-`commit` hands them to the run's writer (bot/runbooks/writer.py), which writes them as one transaction of
-Core statements. Nothing is re-read between steps.
+The engine reads the run once (or opens it: Engine.start), keeps it and the incident's chain head in
+memory, and records each transition here: the steps that changed, the timeline events, and the rows a step
+changes with them (outbox notifications, the incident's status, the key lock, the rotated registry row).
+`commit` hands them to the run's writer (bot/runbooks/writer.py) as one `Batch`, written atomically: one
+statement on PostgreSQL, one transaction on SQLite. Nothing is re-read between steps.
 
 Only an abort can change a run while its lease is held; the run row's UPDATE never overwrites it and hands
 the stored status back, so the engine learns of the abort from the next write.
