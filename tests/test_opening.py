@@ -19,6 +19,7 @@ from bot.incidents.service import verify_chain
 from bot.registry.models import Key, KeyStatus
 from bot.runbooks import journal, service
 from bot.runbooks.context import KeyFacts
+from bot.runbooks.engine import RunBusy
 from bot.runbooks.models import KeyLock, Run, RunStatus
 from tests.world import RUNBOOKS, World, unique_name
 
@@ -115,3 +116,17 @@ def test_an_unknown_key_is_refused(world: World) -> None:
         open_run(world, 987654321)
     with world.database.session() as session:
         assert session.get(KeyLock, 987654321) is None
+
+
+def test_an_opened_run_belongs_to_the_engine_that_opened_it(world: World) -> None:
+    key_id = world.add_key(unique_name("owned"), "staging")
+    opener, other = world.engine(), world.engine()
+    opened = opener.start(key_id=key_id, runbook="revoke-replace-audit-notify", mode="emergency",
+                          actor="U0ONCALL1", reason="pasted in a public gist")  # fmt: skip
+
+    with pytest.raises(RunBusy, match="being executed by"):
+        other.execute(opened)  # leased to the opener: another engine may not take it from memory or the row
+    assert opener.execute(opened) is RunStatus.SUCCEEDED
+    calls = len(world.openai.calls)
+    assert opener.execute(opened) is RunStatus.SUCCEEDED  # again: read back from the database, nothing redone
+    assert len(world.openai.calls) == calls
