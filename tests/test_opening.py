@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select
 
 from bot.incidents.models import Incident, TimelineEvent
 from bot.incidents.service import verify_chain
-from bot.registry.models import Key, KeyStatus
+from bot.registry.models import Consumer, Key, KeyOwner, KeyStatus, OwnerRole
 from bot.runbooks import journal, service
 from bot.runbooks.context import KeyFacts
 from bot.runbooks.engine import RunBusy
@@ -130,3 +130,18 @@ def test_an_opened_run_belongs_to_the_engine_that_opened_it(world: World) -> Non
     calls = len(world.openai.calls)
     assert opener.execute(opened) is RunStatus.SUCCEEDED  # again: read back from the database, nothing redone
     assert len(world.openai.calls) == calls
+
+
+def test_a_key_with_many_owners_and_consumers_takes_one_incident_number(world: World) -> None:
+    """The key's row comes back once per (owner, consumer) pair; the incident id is still drawn once."""
+    crowded = world.add_key(unique_name("crowded"), "staging")
+    with world.database.session() as session:
+        session.add_all(
+            [KeyOwner(key_id=crowded, slack_user_id=f"U0OWNER{i}X", role=OwnerRole.OWNER) for i in range(3)]
+        )
+        session.add_all([Consumer(key_id=crowded, name=f"svc-{i}", contact=None) for i in range(3)])
+    first = open_run(world, crowded)
+    second = open_run(world, world.add_key(unique_name("next"), "staging"))
+
+    assert first.state.incident_id is not None and second.state.incident_id == first.state.incident_id + 1
+    assert len(first.key.owners) == 4 and len(first.key.consumers) == 4
