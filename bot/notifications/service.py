@@ -78,6 +78,11 @@ def enqueue(
     or a concurrent writer never queues a message twice and never aborts the surrounding transaction.
     """
     rows = outbox_rows(messages, dedupe_prefix=dedupe_prefix, incident_id=incident_id, run_id=run_id)
+    return insert_outbox_rows(db, rows)
+
+
+def insert_outbox_rows(db: Session | Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert `outbox_rows` whose dedupe key is new; returns how many were."""
     if not rows:
         return 0
     dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name

@@ -35,6 +35,13 @@ class Team(Base):
     keys: Mapped[list[Key]] = relationship(back_populates="team")
 
 
+def redacted_form_of(family: str | None, last4: str | None) -> str | None:
+    """A registry row's redacted secret (`sk-proj...Xy9Q`), from its two stored parts."""
+    if family is None or last4 is None:
+        return None
+    return f"{family}...{last4}"
+
+
 class Key(Base):
     __tablename__ = "keys"
     __table_args__ = (
@@ -75,9 +82,7 @@ class Key(Base):
 
     @property
     def redacted(self) -> str | None:
-        if self.secret_family is None or self.secret_last4 is None:
-            return None
-        return f"{self.secret_family}...{self.secret_last4}"
+        return redacted_form_of(self.secret_family, self.secret_last4)
 
     def owner_ids(self, role: OwnerRole = OwnerRole.OWNER) -> list[str]:
         return [o.slack_user_id for o in self.owners if o.role == role]

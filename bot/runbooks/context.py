@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, select
 
 from bot.providers.base import KeyProvider, KeyRef, ProviderError, SecretStore
 from bot.registry.fingerprint import Fingerprinter
-from bot.registry.models import Consumer, Key, KeyOwner, OwnerRole, Team
+from bot.registry.models import Consumer, Key, KeyOwner, OwnerRole, Team, redacted_form_of
 from bot.runbooks import failpoints
 from bot.runbooks.journal import Journal
 from bot.runbooks.models import RunStatus
@@ -93,9 +93,6 @@ class KeyFacts:
         owners = {r.owner_row: (r.slack_user_id, r.role) for r in rows if r.owner_row is not None}
         consumers = {r.consumer_row: (r.consumer_name, r.contact) for r in rows if r.consumer_row is not None}
         ordered_owners = [owners[i] for i in sorted(owners)]
-        redacted = None
-        if key.secret_family is not None and key.secret_last4 is not None:
-            redacted = f"{key.secret_family}...{key.secret_last4}"
         return cls(
             id=key.id,
             name=key.name,
@@ -104,7 +101,7 @@ class KeyFacts:
             project=key.project,
             environment=key.environment,
             vault_path=key.vault_path or f"{DEFAULT_VAULT_PREFIX}/{key.name}",
-            redacted=redacted,
+            redacted=redacted_form_of(key.secret_family, key.secret_last4),
             owners=[user for user, role in ordered_owners if role == OwnerRole.OWNER],
             backups=[user for user, role in ordered_owners if role == OwnerRole.BACKUP],
             team=key.team_name,

@@ -14,10 +14,9 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, case, delete, func, insert, update
 
-from bot.db.upsert import insert_unless_present
 from bot.incidents.chain import EVENTS, PendingEvent
 from bot.incidents.models import Incident, IncidentStatus
-from bot.notifications.service import NOTIFICATIONS
+from bot.notifications.service import insert_outbox_rows
 from bot.registry.models import Key, KeyStatus
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep
 
@@ -125,10 +124,7 @@ def write_core(
         conn.execute(WRITE_STEP, batch.steps)
     if events:
         conn.execute(insert(EVENTS), events)
-    if batch.notifications:
-        conn.execute(
-            insert_unless_present(conn.dialect.name, NOTIFICATIONS, ["dedupe_key"]), batch.notifications
-        )
+    insert_outbox_rows(conn, batch.notifications)
     if batch.incident is not None and stamp.incident_id is not None:
         conn.execute(
             update(INCIDENTS)
