@@ -6,6 +6,7 @@ settings never appear in those lines.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +16,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable, never a secret value."""
+
+
+def _slack_user(value: str) -> bool:
+    return value[:1] in ("U", "W") and value.isalnum() and value.isupper()
+
+
+def _cli_identity(value: str) -> bool:
+    """`cli:<os user>@<host>`, what the CLI acts as (bot/cli/identity.py)."""
+    return re.fullmatch(r"cli:[A-Za-z0-9._-]{1,64}@[A-Za-z0-9.-]{1,253}", value) is not None
 
 
 def _env(name: str) -> AliasChoices:
@@ -76,9 +86,12 @@ class Settings(BaseSettings):
     @classmethod
     def _user_list(cls, value: str) -> str:
         users = [u.strip() for u in value.split(",") if u.strip()]
-        bad = [u for u in users if u[:1] not in ("U", "W") or not u.isalnum() or not u.isupper()]
+        bad = [u for u in users if not (_slack_user(u) or _cli_identity(u))]
         if bad:
-            raise ValueError("expected comma-separated Slack user ids like U024BE7LH")
+            raise ValueError(
+                "expected comma-separated Slack user ids like U024BE7LH, or terminal identities like "
+                "cli:alice@bastion-1"
+            )
         return ",".join(users)
 
     def user_list(self, name: str) -> list[str]:

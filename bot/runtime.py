@@ -7,6 +7,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from bot.access.policy import Policy, Roster
 from bot.config import Settings, get_settings
 from bot.db.migrate import ensure_schema
 from bot.db.session import Database
@@ -94,12 +95,30 @@ class Runtime:
     def toolkit(self) -> Toolkit:
         return Toolkit(self.providers, self.secret_store, self.fingerprinter)
 
+    @cached_property
+    def policy(self) -> Policy:
+        """Who is admin and who is a revoker, from settings; Slack adds the revokers group membership."""
+        s = self.settings
+        roster = Roster(
+            admins=frozenset(s.user_list("admins")),
+            revokers=frozenset(s.user_list("revokers")),
+            revoker_group=s.revoker_group,
+        )
+        return Policy(roster)
+
     def engine(self) -> Engine:
         config = EngineConfig(
             lease_ttl=timedelta(seconds=self.settings.run_lease_seconds),
             backoff_scale=self.settings.backoff_scale,
         )
-        return Engine(self.database, self.runbooks, self.toolkit, config, drill_toolkit=self.drill_toolkit)
+        return Engine(
+            self.database,
+            self.runbooks,
+            self.toolkit,
+            config,
+            drill_toolkit=self.drill_toolkit,
+            policy=self.policy,
+        )
 
     @cached_property
     def sandbox(self) -> Sandbox:

@@ -22,9 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import and_, or_, select
 
-from bot.cli.context import CliError, err, out, runtime
+from bot.cli.context import CliError, add_plain_row, err, out, runtime
+from bot.cli.identity import cli_identity
 from bot.cli.registry import describe_miss
-from bot.cli.runs import ACTOR, EXIT_PAUSED, default_actor
+from bot.cli.runs import EXIT_PAUSED
 from bot.db.base import utcnow
 from bot.log import configure_logging
 from bot.registry.service import Lookup, MatchedBy, lookup
@@ -246,7 +247,7 @@ def summarise(outcomes: list[Outcome], targets: dict[int, Target], started: date
     for o in failed:
         run, name = runs.get(o.key_id), targets[o.key_id].name
         note = (run.attention if run is not None and o.status != "refused" else None) or o.detail
-        table.add_row(name, run.id if run else "-", o.status, redact(note or ""))
+        add_plain_row(table, name, run.id if run else "-", o.status, redact(note or ""))
         steps.append(f"  {_next_step(o, run)}  # {name}")
     out.print(table)
     waiting = any(o.status == "awaiting_approval" for o in failed)
@@ -258,7 +259,7 @@ def summarise(outcomes: list[Outcome], targets: dict[int, Target], started: date
 def _preview(targets: dict[int, Target]) -> None:
     table = Table("key", "environment", "owners")
     for target in list(targets.values())[:PREVIEW]:
-        table.add_row(target.name, target.environment, target.owners)
+        add_plain_row(table, target.name, target.environment, target.owners)
     out.print(table)
     if len(targets) > PREVIEW:
         out.print(f"… and {len(targets) - PREVIEW} more")
@@ -291,7 +292,6 @@ def bulk_revoke_command(
     concurrency: int = typer.Option(8, help="runs in flight at once"),
     processes: int | None = typer.Option(None, help="worker processes (default: CPUs)"),
     skip_unresolved: bool = typer.Option(False, "--skip-unresolved", help="revoke the rest of the keys"),
-    actor: str | None = ACTOR,
 ) -> None:
     """Break-glass: revoke and replace every key in a file (names, #ids, redacted forms or leaked secrets)."""
     _check_options(mode, severity, concurrency, processes, reason)
@@ -319,7 +319,7 @@ def bulk_revoke_command(
     workers = min(processes or os.cpu_count() or 1, concurrency)
     threads = math.ceil(concurrency / workers)
     worker_engine()  # a provider or Vault misconfiguration fails here, once, before any run starts
-    request = BulkRequest(RUNBOOK, mode, actor or default_actor(), reason, severity)
+    request = BulkRequest(RUNBOOK, mode, cli_identity(), reason, severity)
     started, tally = utcnow(), _Tally(len(targets))
     with tally.progress:
         outcomes = revoke_many(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from bot.runtime import Runtime
 
@@ -19,3 +21,8 @@ class CliError(Exception):
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
     return Runtime.from_environment()
+
+
+def add_plain_row(table: Table, *values: str | Text) -> None:
+    """A table row whose stored text (names, reasons, notes) is shown as typed, never read as markup."""
+    table.add_row(*(Text(value) if isinstance(value, str) else value for value in values))

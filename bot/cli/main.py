@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from bot.cli import audit, bulk, db, registry, runs, scan, serve
+from bot.cli import audit, bulk, db, incidents, registry, runs, scan, serve
 from bot.cli.context import CliError, err, runtime
 from bot.config import ConfigError
 from bot.db.migrate import SchemaOutOfDate
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.add_typer(registry.app, name="registry")
 app.add_typer(db.app, name="db")
 app.add_typer(runs.app, name="runs")
+app.add_typer(incidents.app, name="incidents")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(audit.runbook_app, name="runbook")
 app.command("revoke")(runs.revoke_command)

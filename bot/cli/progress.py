@@ -7,20 +7,22 @@ from types import TracebackType
 
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from bot.cli.context import out
+from bot.cli.context import add_plain_row, out
 from bot.db.session import Database
 from bot.runbooks.models import Run
 from bot.runbooks.render import progress_rows
 
 
 def run_table(run: Run) -> Table:
-    table = Table(title=f"{run.id} · {run.runbook} · {run.mode} · {run.status.value}", title_justify="left")
+    title = Text(f"{run.id} · {run.runbook} · {run.mode} · {run.status.value}")
+    table = Table(title=title, title_justify="left")
     for column in ("", "step", "state", "time", "note"):
         table.add_column(column)
     for row in progress_rows(run):
         seconds = f"{row.seconds:.1f}s" if row.seconds is not None else ""
-        table.add_row(row.mark, row.title, row.status, seconds, row.note)
+        add_plain_row(table, row.mark, row.title, row.status, seconds, row.note)
     return table
 
 

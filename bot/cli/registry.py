@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from bot.cli.context import CliError, err, out, runtime
+from bot.cli.context import CliError, add_plain_row, err, out, runtime
 from bot.db.base import utcnow
 from bot.registry.exporter import to_csv, to_yaml
 from bot.registry.importer import RegistryFileError, parse_file
@@ -104,7 +105,7 @@ def list_command(
         return
     table = Table("id", "name", "env", "team", "owners", "redacted", "status", "rotation")
     for row in rows:
-        table.add_row(*row)
+        add_plain_row(table, *row)
     out.print(table)
 
 
@@ -142,7 +143,8 @@ def show_command(
             for candidate in result.matches:
                 out.print(
                     f"  #{candidate.id} {candidate.name} "
-                    f"({candidate.environment}, {candidate.redacted or '-'})"
+                    f"({candidate.environment}, {candidate.redacted or '-'})",
+                    markup=False,
                 )
             raise CliError("ambiguous: repeat with the #id or the name")
         _print_card(result.matches[0], result)
@@ -151,6 +153,6 @@ def show_command(
 def _print_card(key: Key, result: Lookup) -> None:
     table = Table(show_header=False, box=None)
     for label, value in key_card(key, utcnow()):
-        table.add_row(f"[bold]{label}[/bold]", value)
+        add_plain_row(table, Text(label, style="bold"), value)
     out.print(table)
     out.print(f"[dim]matched by {result.matched_by.value}[/dim]")

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
+from collections.abc import Callable
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
-from bot.cli.context import CliError, err, out, runtime
+from bot.access.policy import Actor
+from bot.cli.context import CliError, add_plain_row, err, out, runtime
+from bot.cli.identity import cli_actor, cli_identity
 from bot.cli.progress import LiveProgress, run_table
 from bot.cli.registry import _read_query, describe_miss
 from bot.db.base import utcnow
+from bot.incidents import lifecycle
 from bot.incidents.service import timeline
-from bot.notifications.service import for_run
+from bot.notifications.service import Message, enqueue, for_run
 from bot.registry.render import key_card
 from bot.registry.service import lookup
 from bot.runbooks import service
@@ -26,16 +30,11 @@ app = typer.Typer(
 )
 
 EXIT_PAUSED = 3
-
-
-def default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-ACTOR = typer.Option(None, "--as", help="who is acting (default cli:<login>)")
+BREAK_GLASS = typer.Option(
+    False,
+    "--break-glass",
+    help="admins only: override the two-person rule (needs --reason; recorded and announced)",
+)
 
 
 def execute(run: str | service.OpenedRun, engine: Engine | None = None) -> None:
@@ -67,7 +66,7 @@ def _after(run_id: str, status: RunStatus) -> None:
         for n in pending:
             out.print(f"  → {n.recipient}: {n.subject}", markup=False)
     if status is RunStatus.SUCCEEDED:
-        out.print(f"[green]run {run_id} finished[/green]")
+        out.print(Text(f"run {run_id} finished", style="green"))
         return
     hints = {
         RunStatus.AWAITING_APPROVAL: "waiting for approval: a second person runs "
@@ -76,6 +75,8 @@ def _after(run_id: str, status: RunStatus) -> None:
         RunStatus.NEEDS_ATTENTION: f"needs attention: {attention}\n  then `keybot runs retry {run_id}`, "
         f"`keybot runs skip {run_id} --reason ...` or `keybot runs abort {run_id}`",
         RunStatus.ABORTED: f"run {run_id} was aborted",
+        RunStatus.FINISHED_WITH_EXCEPTIONS: f"run {run_id} finished WITH EXCEPTIONS: {attention}\n  the key "
+        "stays compromised and the incident open: `keybot incidents resolve INC-... --reason ...`",
     }
     err.print(hints.get(status, f"run {run_id} is {status.value}"), markup=False)
     raise typer.Exit(EXIT_PAUSED)
@@ -89,7 +90,6 @@ def revoke_command(
     mode: str = typer.Option("staged", "--mode", "-m", help="staged (replace, then revoke) or emergency"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     severity: str = typer.Option("sev2", help="sev1..sev4"),
-    actor: str | None = ACTOR,
 ) -> None:
     """Break-glass: revoke and replace a key from the terminal, with the same runbook Slack runs."""
     if mode not in ("staged", "emergency"):
@@ -109,7 +109,7 @@ def revoke_command(
         key_id = target.id
     table = Table(show_header=False, box=None)
     for label, value in card:
-        table.add_row(f"[bold]{label}[/bold]", value)
+        add_plain_row(table, Text(label, style="bold"), value)
     out.print(table)
     if not yes:
         if not sys.stdin.isatty():
@@ -121,7 +121,7 @@ def revoke_command(
             key_id=key_id,
             runbook="revoke-replace-audit-notify",
             mode=mode,
-            actor=actor or default_actor(),
+            actor=cli_identity(),
             reason=reason,
             severity=severity,
         )
@@ -131,13 +131,51 @@ def revoke_command(
     execute(opened, engine)
 
 
-def _decide(action: str, run_id: str, *args: str) -> None:
-    rt = runtime()
+def _decide(call: Callable[[], service.Decided], run_id: str, actor: Actor) -> None:
     try:
-        getattr(service, action)(rt.database, run_id, *args)
+        decided = call()
     except service.RunRefused as refused:
         raise CliError(str(refused)) from None
-    execute(run_id)
+    if actor.break_glass:
+        announce_break_glass(run_id, actor)
+    out.print(decided.message, markup=False)
+    if decided.proceed:
+        execute(run_id)
+
+
+def _actor(break_glass: bool, reason: str) -> Actor:
+    if not break_glass:
+        return cli_actor()
+    if not reason.strip():
+        raise CliError("--break-glass needs --reason saying why the two-person rule is overridden")
+    return cli_actor(break_glass=reason.strip())
+
+
+def announce_break_glass(run_id: str, actor: Actor) -> None:
+    """A break-glass override is announced in the security channel (and is on the timeline already)."""
+    rt = runtime()
+    channel = rt.settings.security_channel
+    if channel is None:
+        err.print(
+            "warning: KEYBOT_SECURITY_CHANNEL is not set; the break-glass override is on the timeline only"
+        )
+        return
+    message = Message(
+        "break_glass",
+        channel,
+        f"Break-glass override on run {run_id}",
+        f"{actor.id} overrode the two-person rule on run {run_id}: {actor.break_glass}",
+        {"run_id": run_id, "actor": actor.id},
+    )
+    with rt.database.session() as session:
+        run = session.get(Run, run_id)
+        enqueue(
+            session,
+            [message],
+            dedupe_prefix=f"{run_id}:break_glass:{utcnow().isoformat()}",
+            incident_id=run.incident_id if run else None,
+            run_id=run_id,
+        )
 
 
 @app.command("list")
@@ -159,7 +197,8 @@ def list_command(
             return
         table = Table("run", "runbook", "mode", "key", "status", "started", "by")
         for run in runs:
-            table.add_row(
+            add_plain_row(
+                table,
                 run.id,
                 run.runbook,
                 run.mode,
@@ -181,7 +220,7 @@ def show_command(run_id: str, events: int = typer.Option(15, help="timeline even
             raise CliError(f"no run {run_id!r}")
         out.print(run_table(run))
         if run.attention:
-            out.print(f"[yellow]attention:[/yellow] {run.attention}", markup=True)
+            out.print(Text("attention: ", style="yellow") + Text(run.attention))
         for n in for_run(session, run_id):
             out.print(f"  notification {n.status.value}: {n.recipient} — {n.subject}", markup=False)
         if run.incident_id is not None:
@@ -191,28 +230,58 @@ def show_command(run_id: str, events: int = typer.Option(15, help="timeline even
                 )
 
 
+STEP = typer.Option(None, "--step", help="refuse unless this is the step waiting (as `runs show` showed it)")
+
+
+def _seen(step: str | None) -> service.Seen | None:
+    return service.Seen(step, None) if step else None
+
+
 @app.command("approve")
-def approve_command(run_id: str, actor: str | None = ACTOR) -> None:
-    """Approve the step waiting for a second person, then carry the run on."""
-    _decide("approve", run_id, actor or default_actor())
+def approve_command(
+    run_id: str,
+    step: str | None = STEP,
+    break_glass: bool = BREAK_GLASS,
+    reason: str = typer.Option("", "--reason", help="why (required with --break-glass)"),
+) -> None:
+    """Approve the step waiting for a second person (another OS user than the starter), then carry on."""
+    actor, db, policy = _actor(break_glass, reason), runtime().database, runtime().policy
+    _decide(lambda: service.approve(db, run_id, actor, policy=policy, seen=_seen(step)), run_id, actor)
 
 
 @app.command("retry")
-def retry_command(run_id: str, actor: str | None = ACTOR) -> None:
+def retry_command(run_id: str, step: str | None = STEP) -> None:
     """Retry the step that needs attention."""
-    _decide("retry_step", run_id, actor or default_actor())
+    actor, db, policy = cli_actor(), runtime().database, runtime().policy
+    _decide(lambda: service.retry_step(db, run_id, actor, policy=policy, seen=_seen(step)), run_id, actor)
 
 
 @app.command("skip")
-def skip_command(run_id: str, reason: str = typer.Option(..., "--reason"), actor: str | None = ACTOR) -> None:
-    """Skip the step that needs attention or is waiting for manual work (the reason is recorded)."""
-    _decide("skip_step", run_id, actor or default_actor(), reason)
+def skip_command(
+    run_id: str,
+    reason: str = typer.Option(..., "--reason"),
+    step: str | None = STEP,
+    break_glass: bool = BREAK_GLASS,
+) -> None:
+    """Skip the step that needs attention or waits for manual work (the run then ends with exceptions)."""
+    actor, db, policy = _actor(break_glass, reason), runtime().database, runtime().policy
+    _decide(
+        lambda: service.skip_step(db, run_id, actor, reason, policy=policy, seen=_seen(step)), run_id, actor
+    )
 
 
 @app.command("done")
-def done_command(run_id: str, note: str = typer.Option("", "--note"), actor: str | None = ACTOR) -> None:
-    """Mark the waiting manual step done."""
-    _decide("mark_done", run_id, actor or default_actor(), note)
+def done_command(
+    run_id: str,
+    note: str = typer.Option("", "--note", help="what you did and where (required for safety steps)"),
+    step: str | None = STEP,
+    break_glass: bool = BREAK_GLASS,
+) -> None:
+    """Mark the waiting step done by hand: you attest it; keybot records it as not verified by keybot."""
+    actor, db, policy = _actor(break_glass, note), runtime().database, runtime().policy
+    _decide(
+        lambda: service.mark_done(db, run_id, actor, note, policy=policy, seen=_seen(step)), run_id, actor
+    )
 
 
 @app.command("resume")
@@ -222,11 +291,34 @@ def resume_command(run_id: str) -> None:
 
 
 @app.command("abort")
-def abort_command(run_id: str, reason: str = typer.Option("", "--reason"), actor: str | None = ACTOR) -> None:
-    """Stop a run; nothing already done outside is undone, and the incident stays open."""
-    rt = runtime()
+def abort_command(
+    run_id: str,
+    reason: str = typer.Option("", "--reason"),
+    incident: str = typer.Option(
+        "keep-open", "--incident", help="keep-open (default), resolve, or false-alarm (restores the key)"
+    ),
+) -> None:
+    """Stop a run; nothing already done outside is undone. The incident stays open unless you say."""
+    if incident not in ("keep-open", "resolve", "false-alarm"):
+        raise CliError("--incident must be keep-open, resolve or false-alarm")
+    rt, actor = runtime(), cli_actor()
     try:
-        service.abort(rt.database, run_id, actor or default_actor(), reason)
+        service.abort(rt.database, run_id, actor, reason, policy=rt.policy)
     except service.RunRefused as refused:
         raise CliError(str(refused)) from None
-    out.print(f"run {run_id} aborted")
+    out.print(f"run {run_id} aborted", markup=False)
+    if incident == "keep-open":
+        return
+    with rt.database.session() as session:
+        run = session.get(Run, run_id)
+        incident_id = run.incident_id if run else None
+    if incident_id is None:
+        return
+    try:
+        closed = lifecycle.close(
+            rt.database, incident_id, actor, reason or "aborted", policy=rt.policy,
+            false_alarm=incident == "false-alarm",
+        )  # fmt: skip
+    except service.RunRefused as refused:
+        raise CliError(f"the run was aborted, but the incident stays open: {refused}") from None
+    out.print(closed.message, markup=False)

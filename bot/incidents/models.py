@@ -16,6 +16,11 @@ class IncidentStatus(enum.StrEnum):
     OPEN = "open"
     CONTAINED = "contained"
     RESOLVED = "resolved"
+    FALSE_ALARM = "false_alarm"
+
+    @property
+    def closed(self) -> bool:
+        return self in (IncidentStatus.RESOLVED, IncidentStatus.FALSE_ALARM)
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:

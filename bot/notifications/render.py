@@ -13,11 +13,25 @@ def _where(facts: dict[str, Any]) -> str:
     return f"Vault `{facts['vault_path']}` version {facts['new_version']}"
 
 
+def _caveats(facts: dict[str, Any]) -> str:
+    """Exactly which guarantees are missing and which steps a person vouched for (never "verified")."""
+    lines = [f"⚠ {line}" for line in facts.get("exceptions") or []]
+    lines += [f"☑ {line}" for line in facts.get("attestations") or []]
+    return "".join(f"\n{line}" for line in lines)
+
+
+def outcome_verb(facts: dict[str, Any]) -> str:
+    """What the run may claim: "revoked and replaced" only when nothing was skipped or hand-marked."""
+    if facts.get("exceptions"):
+        return "handled WITH EXCEPTIONS (see below; the incident stays open)"
+    return "rotated" if facts.get("runbook") == "rotate" else "revoked and replaced"
+
+
 def owner_messages(facts: dict[str, Any]) -> list[Message]:
     """Owners and backups: what happened, who did it and why, where the replacement is, what to do."""
     drill = "[DRILL] " if facts.get("drill") else ""
-    verb = "rotated" if facts.get("runbook") == "rotate" else "revoked and replaced"
-    subject = f"{drill}{facts['key_name']} was {verb}"
+    verb = outcome_verb(facts)
+    subject = f"{drill}{facts['key_name']} was {verb.split(' (')[0]}"
     consumers = ", ".join(facts.get("consumers") or []) or "none recorded"
     body = (
         f"{drill}Your key *{facts['key_name']}* ({facts.get('redacted') or 'redacted form unknown'}, "
@@ -25,7 +39,7 @@ def owner_messages(facts: dict[str, Any]) -> list[Message]:
         f"Reason: {facts.get('reason') or 'not given'}\n"
         f"Replacement: {_where(facts)}; new key id {facts.get('new_key_id') or '-'}.\n"
         f"What you must do: redeploy every consumer ({consumers}) "
-        "so it reads the current Vault version."
+        "so it reads the current Vault version." + _caveats(facts)
     )
     messages = [Message("owner_dm", owner, subject, body, facts) for owner in facts.get("owners", [])]
     messages += [Message("backup_dm", backup, subject, body, facts) for backup in facts.get("backups", [])]
@@ -38,8 +52,8 @@ def channel_message(facts: dict[str, Any]) -> list[Message]:
     drill = "[DRILL] " if facts.get("drill") else ""
     body = (
         f"{drill}{facts['key_name']} ({facts['environment']}) finished {facts['runbook']} "
-        f"in {facts['mode']} mode; "
-        f"replacement in {_where(facts)}. Incident {facts.get('incident') or '-'}."
+        f"in {facts['mode']} mode{' WITH EXCEPTIONS' if facts.get('exceptions') else ''}; "
+        f"replacement in {_where(facts)}. Incident {facts.get('incident') or '-'}." + _caveats(facts)
     )
     return [Message("channel", facts["team_channel"], f"{drill}{facts['key_name']}: done", body, facts)]
 
@@ -54,7 +68,7 @@ def manager_summary(facts: dict[str, Any]) -> list[Message]:
         f"Time to contain: {facts.get('time_to_contain') or 'unknown'}.\n"
         f"Usage while exposed: {usage.get('requests', 'unknown')} requests, "
         f"{usage.get('tokens', 'unknown')} tokens, cost {usage.get('cost_usd', 'unknown')} USD.\n"
-        f"Actions: {facts['mode']} {facts['runbook']} started by {facts['actor']}."
+        f"Actions: {facts['mode']} {facts['runbook']} started by {facts['actor']}." + _caveats(facts)
     )
     return [
         Message(

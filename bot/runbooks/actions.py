@@ -14,7 +14,8 @@ from bot.incidents.models import IncidentStatus
 from bot.notifications import render
 from bot.notifications.service import Message
 from bot.providers.base import KeyProvider, ProviderError
-from bot.runbooks import failpoints
+from bot.registry.models import KeyStatus
+from bot.runbooks import failpoints, guarantees
 from bot.runbooks.context import NeedsHuman, StepContext, StepFailed
 from bot.runbooks.transition import KeyRotated
 from bot.secrets import redacted_form
@@ -263,6 +264,9 @@ def _update_registry(ctx: StepContext) -> None:
         vault_path=ctx.key.vault_path,
         secret_family=family,
         secret_last4=last4,
+        status=KeyStatus.COMPROMISED
+        if guarantees.exceptions(list(ctx.journal.run.steps))
+        else KeyStatus.ACTIVE,
     )
     ctx.journal.key_rotated(rotated)
 
@@ -289,6 +293,8 @@ def message_facts(ctx: StepContext) -> dict[str, Any]:
         "exposure": ctx.state.get("exposure"),
         "time_to_contain": ctx.state.get("time_to_contain"),
         "run_id": ctx.run_id,
+        "exceptions": guarantees.exceptions(list(ctx.journal.run.steps)),
+        "attestations": guarantees.attestations(list(ctx.journal.run.steps)),
     }
 
 

@@ -79,6 +79,7 @@ class KeyFacts:
     consumers: list[tuple[str, str | None]]
     created_at: datetime
     last_rotated_at: datetime | None
+    status: str = "active"  # the registry status when read (a false alarm restores the one before the run)
 
     @classmethod
     def load(cls, conn: Connection, key_id: int) -> KeyFacts | None:
@@ -110,6 +111,7 @@ class KeyFacts:
             consumers=[consumers[i] for i in sorted(consumers)],
             created_at=key.created_at,
             last_rotated_at=key.last_rotated_at,
+            status=str(getattr(key.status, "value", key.status)),
         )
 
     @property

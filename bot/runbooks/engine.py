@@ -17,6 +17,7 @@ from typing import Unpack
 
 from sqlalchemy import or_, select
 
+from bot.access.policy import Policy
 from bot.db.base import utcnow
 from bot.db.session import Database
 from bot.log import get_logger
@@ -61,6 +62,7 @@ class Engine:
     worker: str = field(default_factory=lease.new_worker_id)
     on_change: Callable[[str], None] | None = None
     drill_toolkit: Callable[[], Toolkit] | None = None
+    policy: Policy = field(default_factory=Policy)  # who may start a run through `start`
 
     def start(self, **request: Unpack[service.RunRequest]) -> service.OpenedRun:
         """Open a run already leased to this engine; `execute(opened)` then starts without reading it back.
@@ -68,7 +70,7 @@ class Engine:
         Raises `RunRefused` like `service.start_run`.
         """
         lease = (self.worker, self.config.lease_ttl)
-        return service.open_run(self.database, self.runbooks, lease=lease, **request)
+        return service.open_run(self.database, self.runbooks, policy=self.policy, lease=lease, **request)
 
     def execute(self, run: str | service.OpenedRun) -> RunStatus:
         """Run until the run finishes or pauses (approval, manual step, needs attention).
@@ -150,7 +152,19 @@ class Engine:
         if step is None:
             book.finish()
             return None
-        definition = self.runbooks[run.runbook].steps[step.name]
+        runbook = self.runbooks.get(run.runbook)
+        definition = runbook.steps.get(step.name) if runbook is not None else None
+        if definition is None or definition.action != step.action:
+            step.status, run.status = StepStatus.NEEDS_ATTENTION, RunStatus.NEEDS_ATTENTION
+            run.attention = (
+                f"step {step.name!r} ({step.action}) is no longer defined in runbook {run.runbook!r}: it was "
+                "renamed or removed while this run was in flight. Restore the step in the runbook and retry, "
+                "skip it with a reason, or abort the run."
+            )
+            step.last_error = run.attention
+            book.changed(step)
+            book.event("step.needs_attention", {"reason": run.attention}, step=step.name)
+            return None
         rule = definition.approval
         if rule and rule.applies(key.environment, run.mode) and step.approved_by is None:
             step.status = StepStatus.AWAITING_APPROVAL

@@ -24,6 +24,7 @@ from bot.db.base import utcnow
 from bot.incidents.chain import PendingEvent
 from bot.incidents.models import IncidentStatus
 from bot.notifications.service import Message, outbox_rows
+from bot.runbooks import guarantees
 from bot.runbooks.models import RunStatus, StepStatus
 from bot.runbooks.transition import INCIDENTS, RUNS, STEPS, Batch, IncidentChange, KeyRotated
 from bot.runbooks.writer import LeaseLost, Writer
@@ -194,11 +195,20 @@ class Journal:
         return True
 
     def finish(self) -> None:
-        """The run succeeded: free the key, resolve the incident, give up the lease, all in the next write."""
+        """Every step is done: free the key and give up the lease in the next write. The run succeeded and
+        its incident is resolved only when no guarantee is missing; otherwise it finished with exceptions,
+        and the incident stays open for a person to resolve."""
         run = self.run
-        run.status, run.finished_at, self._finished = RunStatus.SUCCEEDED, utcnow(), True
-        self.event("run.succeeded")
-        self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
+        missing = guarantees.exceptions(list(run.steps))
+        run.finished_at, self._finished = utcnow(), True
+        if missing:
+            run.status = RunStatus.FINISHED_WITH_EXCEPTIONS
+            run.attention = "; ".join(missing)[:2000]
+            self.event("run.finished_with_exceptions", {"missing": missing})
+        else:
+            run.status = RunStatus.SUCCEEDED
+            self.event("run.succeeded", {"attested": guarantees.attestations(list(run.steps))})
+            self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
         self._recorded()
 
     def commit(self, *, release: bool = False, hold_extra: float = 0.0) -> RunStatus:

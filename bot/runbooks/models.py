@@ -18,11 +18,12 @@ class RunStatus(enum.StrEnum):
     WAITING_MANUAL = "waiting_manual"
     NEEDS_ATTENTION = "needs_attention"
     SUCCEEDED = "succeeded"
+    FINISHED_WITH_EXCEPTIONS = "finished_with_exceptions"  # a guarantee is missing: see the run's steps
     ABORTED = "aborted"
 
     @property
     def finished(self) -> bool:
-        return self in (RunStatus.SUCCEEDED, RunStatus.ABORTED)
+        return self in (RunStatus.SUCCEEDED, RunStatus.FINISHED_WITH_EXCEPTIONS, RunStatus.ABORTED)
 
 
 class StepStatus(enum.StrEnum):
@@ -59,6 +60,8 @@ class Run(Base):
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     attention: Mapped[str | None] = mapped_column(Text)
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Bumped whenever the run's status changes or a person decides; decisions name the version they saw."""
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,6 +5,7 @@ writes it with Core statements (any database), pg_open.py with one statement on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -57,6 +58,11 @@ class RunPlan:
     now: datetime
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
+    authorize: Callable[[KeyFacts], None] | None = None  # raises NotAllowed; nothing is written then
+
+    def check(self, key: KeyFacts) -> None:
+        if self.authorize is not None:
+            self.authorize(key)
 
     @property
     def context(self) -> dict[str, Any]:
@@ -73,7 +79,9 @@ class RunPlan:
         started = {"runbook": self.runbook, "mode": self.mode, "drill": self.drill}
         return [
             PendingEvent.now(
-                "incident.opened", self.actor, {"title": self.title(key), "reason": self.reason}
+                "incident.opened",
+                self.actor,
+                {"title": self.title(key), "reason": self.reason, "key_status_before": key.status},
             ),
             PendingEvent.now("run.started", self.actor, started, run_id=self.run_id),
         ]
@@ -107,6 +115,7 @@ def open_with_core(engine: Engine, plan: RunPlan) -> OpenedRun:
         key = KeyFacts.load(conn, plan.key_id)
         if key is None:
             raise RunRefused(f"no key #{plan.key_id} in the registry")
+        plan.check(key)
         incident_id, head = None, Head(0, GENESIS)
         if plan.incident:
             incident_id = conn.execute(

@@ -75,6 +75,7 @@ def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:
         key = KeyFacts.from_rows(rows)
         if key is None:
             raise RunRefused(f"no key #{plan.key_id} in the registry")
+        plan.check(key)
         incident_id: int | None = rows[0].next_incident_id if plan.incident else None
         events: list[dict[str, Any]] = []
         head = Head(0, GENESIS)

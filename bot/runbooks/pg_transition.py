@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from bot.registry.models import KeyStatus
 from bot.runbooks.models import RunStatus
 from bot.runbooks.transition import Batch, Stamp
 
@@ -37,6 +36,8 @@ WITH run AS (
         attention = CASE WHEN runs.status = %(aborted)s THEN runs.attention ELSE %(attention)s END,
         finished_at = CASE WHEN runs.status = %(aborted)s THEN runs.finished_at ELSE %(finished_at)s END,
         context = CAST(%(context)s AS json),
+        version = runs.version + CASE WHEN runs.status = %(aborted)s OR runs.status = %(status)s THEN 0
+                                      ELSE 1 END,
         lease_owner = %(owner)s,
         lease_expires_at = %(expiry)s,
         updated_at = %(now)s
@@ -88,12 +89,12 @@ unlocked AS (
 rotated AS (
     UPDATE keys SET
         provider_key_id = k.provider_key_id, fingerprint = k.fingerprint, last_rotated_at = k.rotated_at,
-        status = %(active)s, vault_path = k.vault_path,
+        status = k.status, vault_path = k.vault_path,
         secret_family = coalesce(k.secret_family, keys.secret_family),
         secret_last4 = coalesce(k.secret_last4, keys.secret_last4)
     FROM json_to_recordset(CAST(%(key_rotated)s AS json)) AS k(
         provider_key_id varchar, fingerprint varchar, rotated_at timestamptz, vault_path varchar,
-        secret_family varchar, secret_last4 varchar
+        secret_family varchar, secret_last4 varchar, status varchar
     )
     WHERE keys.id = %(key_id)s AND EXISTS (SELECT FROM run)
 )
@@ -138,8 +139,7 @@ def write(conn: Connection, batch: Batch, stamp: Stamp, events: list[dict[str, A
         "resolved": bool(incident and incident.resolved),
         "key_id": stamp.key_id,
         "release_lock": batch.release_lock,
-        "active": KeyStatus.ACTIVE.value,
-        "key_rotated": dumps([asdict(rotated)] if rotated else []),
+        "key_rotated": dumps([{**asdict(rotated), "status": rotated.status.value}] if rotated else []),
     }
     stored = conn.exec_driver_sql(STATEMENT, params).scalar()
     return None if stored is None else RunStatus(stored)

@@ -74,12 +74,20 @@ def progress_rows(run: Run) -> list[ProgressRow]:
             note = f"retrying: {step.last_error}"
         elif step.status is StepStatus.SKIPPED:
             note = f"skipped: {step.skip_reason}"
+        elif step.output.get("by_hand"):
+            note = f"marked done by hand by {step.done_by} after it failed, not verified by keybot"
+        elif step.output.get("attested_by"):
+            note = f"confirmed by {step.output['attested_by']}, not verified by keybot"
         elif step.status is StepStatus.WAITING_MANUAL:
             note = str(step.output.get("instructions", ""))
         elif step.status is StepStatus.AWAITING_APPROVAL:
             note = "waiting for a second person to approve"
         elif step.approved_by:
             note = f"approved by {step.approved_by}"
+        pending = step.output.get("pending")
+        if isinstance(pending, dict) and not step.status.done:
+            asked = str(pending.get("decision", "")).replace("_", " ")
+            note = f"{pending.get('by')} asked to {asked} it; a second person must confirm"
         rows.append(
             ProgressRow(STATUS_MARK[step.status], step.title, step.status.value, step.duration_seconds, note)
         )

@@ -53,6 +53,7 @@ class KeyRotated:
     vault_path: str
     secret_family: str | None = None
     secret_last4: str | None = None
+    status: KeyStatus = KeyStatus.ACTIVE  # COMPROMISED when a guarantee is missing (a step was skipped)
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,15 @@ WRITE_RUN = (
         attention=case((_ABORTED, RUNS.c.attention), else_=_typed("new_attention", "attention")),
         finished_at=case((_ABORTED, RUNS.c.finished_at), else_=_typed("new_finished_at", "finished_at")),
         context=_typed("new_context", "context"),
+        version=RUNS.c.version
+        + case((_ABORTED, 0), (RUNS.c.status == _typed("new_status", "status"), 0), else_=1),
         lease_owner=_typed("new_owner", "lease_owner"),
         lease_expires_at=_typed("new_expiry", "lease_expires_at"),
     )
     .returning(RUNS.c.status)
 )
-"""The run row, only while this worker holds its lease; an abort is never overwritten."""
+"""The run row, only while this worker holds its lease; an abort is never overwritten. The version goes
+up when the status changes, so a person's decision names the pause they saw."""
 
 WRITE_STEP = update(STEPS).where(STEPS.c.id == bindparam("step_id"))
 
@@ -152,7 +156,7 @@ def _key_values(rotated: KeyRotated) -> dict[str, Any]:
         "provider_key_id": rotated.provider_key_id,
         "fingerprint": rotated.fingerprint,
         "last_rotated_at": rotated.rotated_at,
-        "status": KeyStatus.ACTIVE,
+        "status": rotated.status,
         "vault_path": rotated.vault_path,
     }
     if rotated.secret_family is not None:

@@ -27,7 +27,7 @@ def build_context(
     publisher = ProgressPublisher(runtime.database, api, runtime.settings.security_channel, min_interval)
     sender = SlackSender(api, render=notification_blocks)
     worker = RunWorker(runtime, publisher, sender, max_workers=workers)
-    return SlackContext(runtime, api, Permissions(runtime.settings, api), publisher, worker)
+    return SlackContext(runtime, api, Permissions(runtime.policy, api), publisher, worker)
 
 
 def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: bool = True) -> App:

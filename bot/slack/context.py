@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from bot.db.base import utcnow
 from bot.log import get_logger
 from bot.providers.base import KeyRef, ProviderError
 from bot.registry.models import Key
 from bot.registry.service import lookup
+from bot.runbooks.models import Run
 from bot.runtime import Runtime
 from bot.slack import ids
 from bot.slack.api import OpenedView, SlackAPI, SlackError
@@ -141,6 +144,16 @@ class SlackContext:
             self.api.update_view(opened.id, view, hash=opened.hash)
         except SlackError as error:
             self.tell(body, f"keybot could not show the form: {error.explanation}")
+
+    def refresh_incident(self, incident_id: int) -> None:
+        """After an incident changed state: its header and the latest run's progress message."""
+        with self.runtime.database.session() as session:
+            run_id = session.scalars(
+                select(Run.id).where(Run.incident_id == incident_id).order_by(Run.created_at.desc()).limit(1)
+            ).first()
+        if run_id is not None:
+            self.publisher.publish_header(run_id)
+            self.publisher.publish(run_id, force=True)
 
     def start_in_background(self, run_id: str) -> None:
         self.publisher.publish(run_id, force=True)

@@ -32,7 +32,9 @@ CONFIRM_ALERT = "alert.confirm"  # "yes, that was me"
 DENY_ALERT = "alert.deny"  # "no, that was not me"
 ROTATE_NOW = "key.rotate"
 SNOOZE = "key.snooze"
-OPEN_REVOKE = "key.revoke"  # "Revoke & replace…" from a key card (opens the revoke modal)
+OPEN_REVOKE = "key.revoke"
+RESOLVE_INCIDENT = "incident.resolve"
+FALSE_ALARM = "incident.false_alarm"  # "Revoke & replace…" from a key card (opens the revoke modal)
 
 # --- view callback ids ------------------------------------------------------------------------------------
 LOADING_MODAL = "loading_modal"
@@ -42,6 +44,8 @@ SEARCH_MODAL = "search_modal"
 ERROR_MODAL = "error_modal"
 SKIP_MODAL = "skip_modal"
 ABORT_MODAL = "abort_modal"
+DONE_MODAL = "done_modal"
+INCIDENT_MODAL = "incident_modal"
 
 # --- modal inputs: handlers read view.state.values[<BLOCK>][<ACTION>] --------------------------------------
 MODE_BLOCK, MODE_ACTION = "mode", "mode.choice"
@@ -51,6 +55,9 @@ PICK_KEY_BLOCK = "pick_key"  # action id: PICK_KEY
 SEARCH_BLOCK, SEARCH_ACTION = "search", "search.query"
 SKIP_REASON_BLOCK, SKIP_REASON_ACTION = "skip_reason", "skip_reason.text"
 ABORT_REASON_BLOCK, ABORT_REASON_ACTION = "abort_reason", "abort_reason.text"
+ABORT_OUTCOME_BLOCK, ABORT_OUTCOME_ACTION = "abort_outcome", "abort_outcome.choice"
+DONE_NOTE_BLOCK, DONE_NOTE_ACTION = "done_note", "done_note.text"
+INCIDENT_REASON_BLOCK, INCIDENT_REASON_ACTION = "incident_reason", "incident_reason.text"
 
 MODES = ("staged", "emergency")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
@@ -114,3 +121,17 @@ class ActionRef(BaseModel):
         except ValidationError as error:
             fields = sorted({".".join(str(p) for p in e["loc"]) or "value" for e in error.errors()})
             raise BadActionRef(f"invalid action reference ({', '.join(fields)})") from None
+
+
+VERSION = "ver"  # ActionRef.extra key: the run version the message showed
+
+
+def run_ref(run_id: str, step: str | None, version: int | None) -> ActionRef:
+    """A reference to a run as the person saw it: the step and the run's version."""
+    extra = {VERSION: str(version)} if version is not None else {}
+    return ActionRef(kind="run", id=run_id, step=step, extra=extra)
+
+
+def seen_version(ref: ActionRef) -> int | None:
+    value = ref.extra.get(VERSION, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None

@@ -96,3 +96,22 @@ class ProgressPublisher:
                 where.channel, where.progress_ts = posted.channel, posted.ts
             else:
                 self.api.update_message(where.channel, where.progress_ts, text, blocks)
+
+    def publish_header(self, run_id: str) -> None:
+        """Re-render the incident header above the run's progress (its status, Resolve/False alarm)."""
+        try:
+            with self._sending, self.database.session() as session:
+                run = session.get(Run, run_id)
+                where = session.get(RunMessage, run_id)
+                if run is None or run.incident_id is None or where is None or where.header_ts is None:
+                    return
+                incident = session.get(Incident, run.incident_id)
+                key = session.get(Key, run.key_id)
+                if incident is None or key is None:
+                    return
+                text, blocks = incident_header(incident, key)
+                self.api.update_message(where.channel, where.header_ts, text, blocks)
+        except SlackError as error:
+            log.warning("incident header not updated", run_id=run_id, code=error.code, why=error.explanation)
+        except Exception:
+            log.exception("incident header failed", run_id=run_id)

@@ -13,6 +13,7 @@ from slack_sdk.models.blocks import ButtonElement
 
 from bot.incidents.models import Incident
 from bot.registry.models import Key, OwnerRole
+from bot.runbooks import guarantees
 from bot.runbooks.models import Run, RunStatus, RunStep, StepStatus
 from bot.runbooks.render import progress_rows
 from bot.slack import ids, limits
@@ -41,6 +42,7 @@ RUN_MARK = {
     RunStatus.WAITING_MANUAL: "✋",
     RunStatus.NEEDS_ATTENTION: "⚠",
     RunStatus.SUCCEEDED: "✅",
+    RunStatus.FINISHED_WITH_EXCEPTIONS: "⚠️",
     RunStatus.ABORTED: "⛔",
 }
 STEP_WORDS = {
@@ -90,6 +92,17 @@ def incident_header(incident: Incident, key: Key) -> tuple[str, list[Block]]:
         blocks.append(
             section(f"*Reason*\n{limits.mrkdwn(incident.reason, REASON_LIMIT)}", block_id="incident_reason")
         )
+    if not incident.status.closed:
+        ref = ids.ActionRef(kind="incident", id=str(incident.id))
+        blocks.append(
+            actions(
+                [
+                    button("Resolve…", ids.RESOLVE_INCIDENT, ref),
+                    button("False alarm…", ids.FALSE_ALARM, ref),
+                ],
+                block_id="incident_actions",
+            )
+        )
     blocks.append(
         context(
             "Progress, approvals and decisions follow in this thread; the incident timeline is the record.",
@@ -135,7 +148,7 @@ def _step_lines(run: Run, current: RunStep | None, now: datetime | None) -> list
 
 
 def _ref(run: Run, step: RunStep | None) -> ids.ActionRef:
-    return ids.ActionRef(kind="run", id=run.id, step=step.name if step else None)
+    return ids.run_ref(run.id, step.name if step else None, run.version)
 
 
 def _abort_button(run: Run, step: RunStep | None, key: Key) -> ButtonElement:
@@ -185,6 +198,7 @@ def _state(
         text = f"⚠ *Needs attention* at *{title}*: {limits.mrkdwn(problem, 1500)}"
         buttons = [button("Retry step", ids.RETRY, _ref(run, step), style="primary")]
         if step.action != "identify":
+            buttons.append(button("Done by hand…", ids.MARK_DONE, _ref(run, step)))
             buttons.append(button("Skip…", ids.SKIP, _ref(run, step)))
         return text, [*buttons, _abort_button(run, step, key)]
     if run.status is RunStatus.WAITING_MANUAL and step is not None:
@@ -192,21 +206,19 @@ def _state(
         text = f"✋ *Waiting for a person* at *{title}*. Checklist:\n>" + limits.mrkdwn(
             checklist, 2000
         ).replace("\n", "\n>")
-        done = button(
-            "Mark done",
-            ids.MARK_DONE,
-            _ref(run, step),
-            style="primary",
-            confirm_with=confirm(
-                "Mark this step done?",
-                f"Confirm you finished *{title}*: {limits.mrkdwn(checklist, 200)}",
-                "Mark done",
-            ),
-        )
+        done = button("Mark done…", ids.MARK_DONE, _ref(run, step), style="primary")
         buttons = [done]
         if step.action != "identify":
             buttons.append(button("Skip…", ids.SKIP, _ref(run, step)))
         return text, [*buttons, _abort_button(run, step, key)]
+    if run.status is RunStatus.FINISHED_WITH_EXCEPTIONS:
+        missing = guarantees.exceptions(list(run.steps))
+        lines = "\n".join(f"• {limits.mrkdwn(line, 300)}" for line in missing[:10])
+        text = (
+            f"⚠️ *Finished with exceptions* {when(run.finished_at)}. Not everything was done by keybot:\n"
+            f"{lines}\nThe key stays *compromised* and the incident open until someone resolves it."
+        )
+        return text, []
     if run.status is RunStatus.SUCCEEDED:
         took = ""
         if run.finished_at is not None:
@@ -215,6 +227,8 @@ def _state(
         text = f"✅ *Succeeded*{took}; finished {when(run.finished_at)}."
         if skipped:
             text += f" {skipped} step(s) skipped, see the reasons above."
+        for line in guarantees.attestations(list(run.steps))[:10]:
+            text += f"\n☑ {limits.mrkdwn(line, 300)}"
         return text, []
     if run.status is RunStatus.ABORTED:
         attention = run.attention or "no reason recorded"

@@ -236,7 +236,9 @@ def error_modal(title: str, message: str) -> dict[str, Any]:
     )
 
 
-def skip_reason_modal(run_id: str, step: str, step_title: str | None = None) -> dict[str, Any]:
+def skip_reason_modal(
+    run_id: str, step: str, step_title: str | None = None, version: int | None = None
+) -> dict[str, Any]:
     """Skipping a step needs a reason; it goes on the incident timeline with the skipper's name."""
     what = limits.mrkdwn(step_title or step, 200)
     blocks = [
@@ -249,11 +251,11 @@ def skip_reason_modal(run_id: str, step: str, step_title: str | None = None) -> 
             "Recorded on the incident timeline with your name.",
         ),
     ]
-    ref = ids.ActionRef(kind="run", id=run_id, step=step)
+    ref = ids.run_ref(run_id, step, version)
     return _view(ids.SKIP_MODAL, "Skip step", blocks, submit="Skip step", private_metadata=ref)
 
 
-def abort_modal(run_id: str) -> dict[str, Any]:
+def abort_modal(run_id: str, incident: bool = True) -> dict[str, Any]:
     """Aborting stops the run where it is; nothing already done is undone, so say so before asking why."""
     blocks = [
         section(
@@ -269,5 +271,78 @@ def abort_modal(run_id: str) -> dict[str, Any]:
             "Recorded on the incident timeline with your name.",
         ),
     ]
+    if incident:
+        blocks.append(_incident_outcome_input())
     ref = ids.ActionRef(kind="run", id=run_id)
     return _view(ids.ABORT_MODAL, "Abort run", blocks, submit="Abort run", private_metadata=ref)
+
+
+INCIDENT_OUTCOMES = (
+    ("keep_open", "Keep the incident open (the key stays compromised)"),
+    ("resolve", "Resolve the incident"),
+    ("false_alarm", "False alarm: restore the key's previous status"),
+)
+
+
+def _incident_outcome_input() -> dict[str, Any]:
+    options = [
+        {"text": {"type": "plain_text", "text": label}, "value": value} for value, label in INCIDENT_OUTCOMES
+    ]
+    return {
+        "type": "input",
+        "block_id": ids.ABORT_OUTCOME_BLOCK,
+        "label": {"type": "plain_text", "text": "And the incident?"},
+        "element": {
+            "type": "radio_buttons",
+            "action_id": ids.ABORT_OUTCOME_ACTION,
+            "options": options,
+            "initial_option": options[0],
+        },
+    }
+
+
+def mark_done_modal(run_id: str, step: str, step_title: str, version: int | None) -> dict[str, Any]:
+    """Marking a step done by hand is an attestation: say what was done, where, and by whom."""
+    what = limits.mrkdwn(step_title, 200)
+    blocks = [
+        section(
+            f"Mark *{what}* done in run `{limits.mrkdwn(run_id, 60)}`? You confirm you did it by hand; "
+            "keybot records it as confirmed by you, not verified by keybot.",
+            block_id="done_intro",
+        ),
+        _reason_input(
+            ids.DONE_NOTE_BLOCK,
+            ids.DONE_NOTE_ACTION,
+            "What did you do?",
+            "e.g. deleted the key in the vendor console at 03:12",
+            "Recorded on the incident timeline with your name.",
+        ),
+    ]
+    ref = ids.run_ref(run_id, step, version)
+    return _view(ids.DONE_MODAL, "Mark step done", blocks, submit="Mark done", private_metadata=ref)
+
+
+def resolve_incident_modal(incident_id: int, false_alarm: bool) -> dict[str, Any]:
+    """Resolving or calling a false alarm needs a reason; a false alarm also restores the key's status."""
+    what = "a false alarm" if false_alarm else "resolved"
+    blocks = [
+        section(
+            f"Mark INC-{incident_id:05d} as {what}?"
+            + (" The key's status before the incident is restored." if false_alarm else ""),
+            block_id="incident_intro",
+        ),
+        _reason_input(
+            ids.INCIDENT_REASON_BLOCK,
+            ids.INCIDENT_REASON_ACTION,
+            "Why?",
+            "e.g. the leaked string was a revoked test key"
+            if false_alarm
+            else "e.g. key revoked and replaced",
+            "Recorded on the incident timeline with your name.",
+        ),
+    ]
+    ref = ids.ActionRef(
+        kind="incident", id=str(incident_id), extra={"as": "false_alarm" if false_alarm else "resolve"}
+    )
+    title = "False alarm" if false_alarm else "Resolve incident"
+    return _view(ids.INCIDENT_MODAL, title, blocks, submit=title, private_metadata=ref)

@@ -63,19 +63,17 @@ def register(app: App, ctx: SlackContext) -> None:
                 ctx.tell(body, "Which key? " + text if query else "Usage: `/rotate-key <key>`", blocks)
                 return
             key = result.unique
-            allowed = ctx.permissions.can_revoke(user, key)
-            if not allowed:
-                ctx.tell(body, allowed.why)
-                return
             key_id, key_name = key.id, key.name
         try:
             run_id = service.start_run(
                 rt.database,
                 rt.runbooks,
+                policy=rt.policy,
                 key_id=key_id,
                 runbook="rotate",
                 mode=None,
                 actor=user,
+                in_revoker_group=ctx.permissions.actor(user).in_revoker_group,
                 reason=f"planned rotation requested by <@{user}>",
             )
         except service.RunRefused as refused:

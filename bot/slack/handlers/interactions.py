@@ -1,8 +1,14 @@
-"""Buttons on progress messages, leak warnings and App Home; every button value is a typed ActionRef."""
+"""Buttons on progress messages, incident headers, leak warnings and App Home.
+
+Every button value is a typed ActionRef; run buttons carry the step and the run version the message
+showed, and the service functions refuse a decision on any other (bot/runbooks/decisions.py). The
+permission checks live there too: this module only says who clicked.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -12,8 +18,15 @@ from bot.runbooks import service
 from bot.runbooks.models import Run
 from bot.slack import ids
 from bot.slack.api import SlackError
-from bot.slack.blocks.revoke_modal import abort_modal, skip_reason_modal
+from bot.slack.blocks.revoke_modal import (
+    abort_modal,
+    mark_done_modal,
+    resolve_incident_modal,
+    skip_reason_modal,
+)
 from bot.slack.context import SlackContext
+
+STALE = "That button belongs to an older or unknown message; the run's message shows its current state."
 
 
 def _ref(body: dict[str, Any]) -> ids.ActionRef | None:
@@ -22,7 +35,7 @@ def _ref(body: dict[str, Any]) -> ids.ActionRef | None:
         return ids.ActionRef.decode(
             actions[0].get("value") or actions[0].get("selected_option", {}).get("value")
         )
-    except ids.BadActionRef:
+    except (ids.BadActionRef, AttributeError):
         return None
 
 
@@ -30,55 +43,68 @@ def _user(body: dict[str, Any]) -> str:
     return str((body.get("user") or {}).get("id") or "")
 
 
-def register(app: App, ctx: SlackContext) -> None:
-    def run_and_key(run_id: str) -> tuple[Run, Key] | None:
-        with ctx.runtime.database.session() as session:
-            run = session.get(Run, run_id)
-            key = session.get(Key, run.key_id) if run else None
-            return (run, key) if run is not None and key is not None else None
+def _seen(ref: ids.ActionRef) -> service.Seen | None:
+    """The state the person saw; None when the button carries no version (an older message)."""
+    version = ids.seen_version(ref)
+    if ref.step is None or version is None:
+        return None
+    return service.Seen(ref.step, version)
 
-    def decide(body: dict[str, Any], action: str, *args: str) -> None:
-        """Apply a human decision, then let the worker carry the run on and refresh the message."""
-        ref = _ref(body)
-        if ref is None or ref.kind != "run":
-            ctx.tell(body, "That button belongs to an older or unknown message; use `keybot runs show`.")
-            return
-        user = _user(body)
-        found = run_and_key(ref.id)
-        if found is None:
-            ctx.tell(body, f"Run `{ref.id}` no longer exists.")
-            return
-        run, key = found
-        allowed = (
-            ctx.permissions.can_approve(user, key, run.initiated_by)
-            if action == "approve"
-            else ctx.permissions.can_revoke(user, key)
-        )
-        if not allowed:
-            ctx.tell(body, allowed.why)
-            return
+
+def register(app: App, ctx: SlackContext) -> None:
+    rt = ctx.runtime
+
+    def apply(body: dict[str, Any], run_id: str, call: Callable[[], service.Decided]) -> None:
+        """Apply a decision; refusals are told to the person and the message is refreshed."""
         try:
-            getattr(service, action)(ctx.runtime.database, ref.id, user, *args)
+            decided = call()
         except service.RunRefused as refused:
             ctx.tell(body, str(refused))
-            ctx.publisher.publish(ref.id, force=True)
+            ctx.publisher.publish(run_id, force=True)
             return
-        ctx.start_in_background(ref.id)
+        if decided.proceed:
+            ctx.start_in_background(run_id)
+        else:
+            ctx.tell(body, decided.message)
+            ctx.publisher.publish(run_id, force=True)
+
+    def run_button(body: dict[str, Any]) -> tuple[ids.ActionRef, service.Seen] | None:
+        ref = _ref(body)
+        seen = _seen(ref) if ref is not None and ref.kind == "run" else None
+        if ref is None or seen is None:
+            ctx.tell(body, STALE)
+            if ref is not None and ref.kind == "run":
+                ctx.publisher.publish(ref.id, force=True)
+            return None
+        return ref, seen
+
+    def decide_approve(body: dict[str, Any]) -> None:
+        found = run_button(body)
+        if found is None:
+            return
+        ref, seen = found
+        actor = ctx.permissions.actor(_user(body))
+        apply(body, ref.id, lambda: service.approve(rt.database, ref.id, actor, policy=rt.policy, seen=seen))
+
+    def decide_retry(body: dict[str, Any]) -> None:
+        found = run_button(body)
+        if found is None:
+            return
+        ref, seen = found
+        actor = ctx.permissions.actor(_user(body))
+        apply(
+            body, ref.id, lambda: service.retry_step(rt.database, ref.id, actor, policy=rt.policy, seen=seen)
+        )
 
     @app.action(ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        ctx.later(decide, body, "approve")
+        ctx.later(decide_approve, body)
 
     @app.action(ids.RETRY)
     def retry(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        ctx.later(decide, body, "retry_step")
-
-    @app.action(ids.MARK_DONE)
-    def mark_done(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        ctx.later(decide, body, "mark_done", "marked done in Slack")
+        ctx.later(decide_retry, body)
 
     def open_modal(body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
@@ -86,30 +112,60 @@ def register(app: App, ctx: SlackContext) -> None:
         except SlackError as error:
             ctx.tell(body, error.explanation)
 
+    def step_title(run_id: str, step: str) -> str:
+        with rt.database.session() as session:
+            run = session.get(Run, run_id)
+            found = next((s for s in run.steps if s.name == step), None) if run else None
+            return found.title if found else step
+
+    @app.action(ids.MARK_DONE)
+    def mark_done(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        found = run_button(body)
+        if found is None:
+            return
+        ref, seen = found
+        assert seen.step is not None
+        open_modal(body, mark_done_modal(ref.id, seen.step, step_title(ref.id, seen.step), seen.version))
+
     @app.action(ids.SKIP)
     def skip(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        ref = _ref(body)
-        if ref is None or ref.kind != "run" or ref.step is None:
-            ctx.tell(body, "That button belongs to an older or unknown message.")
+        found = run_button(body)
+        if found is None:
             return
-        open_modal(body, skip_reason_modal(ref.id, ref.step))
+        ref, seen = found
+        assert seen.step is not None
+        open_modal(body, skip_reason_modal(ref.id, seen.step, step_title(ref.id, seen.step), seen.version))
 
     @app.action(ids.ABORT)
     def abort(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         ref = _ref(body)
         if ref is None or ref.kind != "run":
-            ctx.tell(body, "That button belongs to an older or unknown message.")
+            ctx.tell(body, STALE)
             return
-        open_modal(body, abort_modal(ref.id))
+        with rt.database.session() as session:
+            run = session.get(Run, ref.id)
+            incident = run is not None and run.incident_id is not None
+        open_modal(body, abort_modal(ref.id, incident=incident))
+
+    @app.action(re.compile(rf"^({re.escape(ids.RESOLVE_INCIDENT)}|{re.escape(ids.FALSE_ALARM)})$"))
+    def close_incident(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        ref = _ref(body)
+        if ref is None or ref.kind != "incident" or not ref.id.isdigit() or len(ref.id) > 9:
+            ctx.tell(body, STALE)
+            return
+        action = ((body.get("actions") or [{}])[0] or {}).get("action_id")
+        open_modal(body, resolve_incident_modal(int(ref.id), false_alarm=action == ids.FALSE_ALARM))
 
     @app.action(re.compile(rf"^({re.escape(ids.OPEN_REVOKE)}|{re.escape(ids.REVOKE_FROM_LEAK)})$"))
     def open_revoke(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         ref = _ref(body)
         if ref is None or ref.kind != "key":
-            ctx.tell(body, "That button belongs to an older or unknown message.")
+            ctx.tell(body, STALE)
             return
         query = ref.id if ref.extra.get("by") == "name" else f"#{ref.id}"
         ctx.open_revoke_flow(body, _user(body), query)
@@ -118,24 +174,26 @@ def register(app: App, ctx: SlackContext) -> None:
     def rotate_now(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         ref = _ref(body)
-        if ref is None or ref.kind != "key" or not ref.id.isdigit():
-            ctx.tell(body, "That button belongs to an older or unknown message.")
+        if ref is None or ref.kind != "key" or not ref.id.isdigit() or len(ref.id) > 12:
+            ctx.tell(body, STALE)
             return
         user = _user(body)
-        with ctx.runtime.database.session() as session:
+        with rt.database.session() as session:
             key = session.get(Key, int(ref.id))
-            allowed = ctx.permissions.can_revoke(user, key) if key else None
-        if key is None or not allowed:
-            ctx.tell(body, allowed.why if allowed is not None else "That key is no longer in the registry.")
+        if key is None:
+            ctx.tell(body, "That key is no longer in the registry.")
             return
+        actor = ctx.permissions.actor(user)
         try:
             run_id = service.start_run(
-                ctx.runtime.database,
-                ctx.runtime.runbooks,
+                rt.database,
+                rt.runbooks,
+                policy=rt.policy,
                 key_id=key.id,
                 runbook="rotate",
                 mode=None,
-                actor=user,
+                actor=actor.id,
+                in_revoker_group=actor.in_revoker_group,
                 reason=f"rotation requested by <@{user}>",
             )
         except service.RunRefused as refused:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.access.policy import Actor
 from bot.db.base import utcnow
+from bot.incidents import lifecycle
 from bot.registry.models import Key
 from bot.registry.service import lookup
 from bot.runbooks import service
-from bot.slack import ids
+from bot.runbooks.models import Run
+from bot.slack import ids, limits
 from bot.slack.blocks.revoke_modal import pick_key_modal, revoke_modal
 from bot.slack.context import SlackContext
 
@@ -30,6 +34,10 @@ def _metadata(view: dict[str, Any]) -> ids.ActionRef | None:
         return ids.ActionRef.decode(view.get("private_metadata") or "")
     except ids.BadActionRef:
         return None
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id") or "")
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -92,10 +100,12 @@ def register(app: App, ctx: SlackContext) -> None:
             run_id = service.start_run(
                 rt.database,
                 rt.runbooks,
+                policy=rt.policy,
                 key_id=key_id,
                 runbook="revoke-replace-audit-notify",
                 mode=mode,
                 actor=user,
+                in_revoker_group=ctx.permissions.actor(user).in_revoker_group,
                 reason=reason[:MAX_REASON],
                 severity=severity,
                 drill=drill,
@@ -153,40 +163,122 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ack(response_action="update", view=form)
 
+    def run_decision(
+        ack: Ack, view: dict[str, Any], block: str, call: Callable[[str, service.Seen], service.Decided]
+    ) -> None:
+        """A modal that decides on a run: bound to the step and version the person saw."""
+        ref = _metadata(view)
+        version = ids.seen_version(ref) if ref is not None else None
+        if ref is None or ref.kind != "run" or ref.step is None or version is None:
+            stale(ack, block)
+            return
+        try:
+            decided = call(ref.id, service.Seen(ref.step, version))
+        except service.RunRefused as refused:
+            ack(response_action="errors", errors={block: limits.plain(str(refused), 150)})
+            ctx.publisher.publish(ref.id, force=True)
+            return
+        ack(response_action="clear")
+        if decided.proceed:
+            ctx.start_in_background(ref.id)
+        else:
+            ctx.publisher.publish(ref.id, force=True)
+
     @app.view(ids.SKIP_MODAL)
     def skipped(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        ref = _metadata(view)
         reason = (_value(view, ids.SKIP_REASON_BLOCK, ids.SKIP_REASON_ACTION) or "").strip()
-        if ref is None or ref.kind != "run":
-            stale(ack, ids.SKIP_REASON_BLOCK)
-            return
         if not reason:
             ack(
                 response_action="errors",
                 errors={ids.SKIP_REASON_BLOCK: "A reason is required to skip a step."},
             )
             return
-        try:
-            service.skip_step(rt.database, ref.id, str(body["user"]["id"]), reason[:MAX_REASON])
-        except service.RunRefused as refused:
-            ack(response_action="errors", errors={ids.SKIP_REASON_BLOCK: str(refused)[:150]})
+        actor = ctx.permissions.actor(_user(body))
+        run_decision(
+            ack,
+            view,
+            ids.SKIP_REASON_BLOCK,
+            lambda run_id, seen: service.skip_step(
+                rt.database, run_id, actor, reason[:MAX_REASON], policy=rt.policy, seen=seen
+            ),
+        )
+
+    @app.view(ids.DONE_MODAL)
+    def marked_done(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        note = (_value(view, ids.DONE_NOTE_BLOCK, ids.DONE_NOTE_ACTION) or "").strip()
+        if not note:
+            ack(response_action="errors", errors={ids.DONE_NOTE_BLOCK: "Say what you did, and where."})
             return
-        ack(response_action="clear")
-        ctx.start_in_background(ref.id)
+        actor = ctx.permissions.actor(_user(body))
+        run_decision(
+            ack,
+            view,
+            ids.DONE_NOTE_BLOCK,
+            lambda run_id, seen: service.mark_done(
+                rt.database, run_id, actor, note[:MAX_REASON], policy=rt.policy, seen=seen
+            ),
+        )
 
     @app.view(ids.ABORT_MODAL)
     def aborted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         ref = _metadata(view)
         reason = (_value(view, ids.ABORT_REASON_BLOCK, ids.ABORT_REASON_ACTION) or "").strip()
-        if ref is None or ref.kind != "run":
+        outcome = _value(view, ids.ABORT_OUTCOME_BLOCK, ids.ABORT_OUTCOME_ACTION) or "keep_open"
+        if ref is None or ref.kind != "run" or outcome not in ("keep_open", "resolve", "false_alarm"):
             stale(ack, ids.ABORT_REASON_BLOCK)
             return
+        actor = ctx.permissions.actor(_user(body))
+        reason = reason[:MAX_REASON] or "aborted in Slack"
         try:
-            service.abort(
-                rt.database, ref.id, str(body["user"]["id"]), reason[:MAX_REASON] or "aborted in Slack"
-            )
+            service.abort(rt.database, ref.id, actor, reason, policy=rt.policy)
         except service.RunRefused as refused:
-            ack(response_action="errors", errors={ids.ABORT_REASON_BLOCK: str(refused)[:150]})
+            ack(response_action="errors", errors={ids.ABORT_REASON_BLOCK: limits.plain(str(refused), 150)})
             return
         ack(response_action="clear")
         ctx.publisher.flush(ref.id)
+        if outcome != "keep_open":
+            ctx.later(close_after_abort, body, ref.id, actor, reason, outcome == "false_alarm")
+
+    def close_after_abort(
+        body: dict[str, Any], run_id: str, actor: Actor, reason: str, false_alarm: bool
+    ) -> None:
+        with rt.database.session() as session:
+            run = session.get(Run, run_id)
+            incident_id = run.incident_id if run is not None else None
+        if incident_id is None:
+            return
+        try:
+            closed = lifecycle.close(
+                rt.database, incident_id, actor, reason, policy=rt.policy, false_alarm=false_alarm
+            )
+        except service.RunRefused as refused:
+            ctx.tell(body, f"The run was aborted, but the incident stays open: {refused}")
+            return
+        ctx.tell(body, closed.message)
+        ctx.refresh_incident(incident_id)
+
+    @app.view(ids.INCIDENT_MODAL)
+    def incident_closed(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ref = _metadata(view)
+        reason = (_value(view, ids.INCIDENT_REASON_BLOCK, ids.INCIDENT_REASON_ACTION) or "").strip()
+        if ref is None or ref.kind != "incident" or not ref.id.isdigit() or len(ref.id) > 9:
+            stale(ack, ids.INCIDENT_REASON_BLOCK)
+            return
+        if not reason:
+            ack(response_action="errors", errors={ids.INCIDENT_REASON_BLOCK: "A reason is required."})
+            return
+        actor = ctx.permissions.actor(_user(body))
+        try:
+            closed = lifecycle.close(
+                rt.database,
+                int(ref.id),
+                actor,
+                reason[:MAX_REASON],
+                policy=rt.policy,
+                false_alarm=ref.extra.get("as") == "false_alarm",
+            )
+        except service.RunRefused as refused:
+            ack(response_action="errors", errors={ids.INCIDENT_REASON_BLOCK: limits.plain(str(refused), 150)})
+            return
+        ack(response_action="clear")
+        ctx.later(ctx.refresh_incident, closed.incident_id)

@@ -1,0 +1,188 @@
+"""The authorization policy: every human decision on a key, run or incident is checked here.
+
+Service functions call `check` themselves, inside the transaction that applies the decision, so Slack, the
+shell and the CLI cannot forget it. Surfaces only say *who* is asking (an `Actor`, with the group
+membership Slack knows about); the `Roster` says who is admin or revoker. Every refusal names who may do it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bot.runbooks.refusals import RunRefused
+
+SAFETY_ACTIONS = frozenset({"revoke_old", "verify_revoked", "cleanup"})
+"""Steps whose skipping or hand-marking removes a guarantee the run exists to give."""
+
+
+class Decision(enum.StrEnum):
+    START = "start"
+    APPROVE = "approve"
+    RETRY = "retry"
+    SKIP = "skip"
+    ABORT = "abort"
+    MARK_DONE = "mark_done"
+    ROTATE = "rotate"
+    RESOLVE = "resolve"
+    FALSE_ALARM = "false_alarm"
+    RESTORE = "restore"
+
+
+VERBS = {
+    Decision.START: "revoke",
+    Decision.APPROVE: "approve a step of a run on",
+    Decision.RETRY: "retry a step of a run on",
+    Decision.SKIP: "skip a step of a run on",
+    Decision.ABORT: "abort a run on",
+    Decision.MARK_DONE: "mark a step done on a run on",
+    Decision.ROTATE: "rotate",
+    Decision.RESOLVE: "resolve an incident on",
+    Decision.FALSE_ALARM: "call a false alarm on",
+    Decision.RESTORE: "restore",
+}
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    REVOKER = "revoker"
+    OWNER = "owner"
+    BACKUP = "backup"
+    STARTER = "starter"
+
+
+class NotAllowed(RunRefused):
+    """The person may not make this decision; the message names who may."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking. `id` is a Slack user id or `cli:<os user>@<host>`.
+
+    `in_revoker_group` is what Slack said about the revokers user group; `break_glass` is an admin's
+    recorded override of the two-person rule (CLI only, with a reason).
+    """
+
+    id: str
+    in_revoker_group: bool = False
+    break_glass: str | None = None
+
+    @property
+    def is_cli(self) -> bool:
+        return self.id.startswith("cli:")
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Who is admin and who is a revoker, from settings (Slack user ids or CLI identities)."""
+
+    admins: frozenset[str] = frozenset()
+    revokers: frozenset[str] = frozenset()
+    revoker_group: str | None = None
+
+    @property
+    def revokers_configured(self) -> bool:
+        return bool(self.revokers or self.revoker_group)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the decision is about: the key (owners, environment), and the run and step when there is one."""
+
+    key_name: str
+    environment: str
+    owners: tuple[str, ...] = ()
+    backups: tuple[str, ...] = ()
+    starter: str | None = None
+    step_action: str | None = None
+    step_title: str | None = None
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def safety_step(self) -> bool:
+        return self.step_action in SAFETY_ACTIONS
+
+
+@dataclass(frozen=True)
+class Policy:
+    roster: Roster = field(default_factory=Roster)
+
+    def roles(self, actor: Actor, subject: Subject) -> set[Role]:
+        roles: set[Role] = set()
+        if actor.id in self.roster.admins:
+            roles.add(Role.ADMIN)
+        if actor.id in self.roster.revokers or (self.roster.revoker_group and actor.in_revoker_group):
+            roles.add(Role.REVOKER)
+        if actor.id in subject.owners:
+            roles.add(Role.OWNER)
+        if actor.id in subject.backups:
+            roles.add(Role.BACKUP)
+        if subject.starter is not None and actor.id == subject.starter:
+            roles.add(Role.STARTER)
+        return roles
+
+    def allowed_roles(self, decision: Decision, subject: Subject) -> frozenset[Role]:
+        """The roles that may make `decision` on `subject` (before the two-person rule)."""
+        staff = frozenset({Role.ADMIN, Role.REVOKER, Role.OWNER, Role.BACKUP})
+        if decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step:
+            return frozenset({Role.ADMIN, Role.OWNER})
+        if decision in (Decision.RETRY, Decision.SKIP, Decision.MARK_DONE, Decision.ABORT):
+            return staff | {Role.STARTER}
+        return staff
+
+    def check(self, decision: Decision, actor: Actor, subject: Subject) -> set[Role]:
+        """The actor's roles when `decision` is allowed; raises `NotAllowed` naming who may, otherwise."""
+        roles = self.roles(actor, subject)
+        if decision is Decision.START and not self.roster.revokers_configured:
+            return roles  # nobody configured: anyone may report a leak; production still needs approval
+        if decision is Decision.APPROVE and Role.STARTER in roles:
+            if actor.break_glass and Role.ADMIN in roles:
+                return roles
+            raise NotAllowed(
+                "Two-person rule: you started this run, so someone else must approve it: "
+                + self.who(decision, subject, exclude=actor.id)
+                + "."
+            )
+        if roles & self.allowed_roles(decision, subject):
+            return roles
+        raise NotAllowed(
+            f"You may not {VERBS[decision]} {subject.key_name}"
+            + (f" ({subject.step_title}, a safety step)" if self._safety(decision, subject) else "")
+            + f". Who may: {self.who(decision, subject, exclude=None)}. Nothing was changed."
+        )
+
+    @staticmethod
+    def _safety(decision: Decision, subject: Subject) -> bool:
+        return decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step
+
+    def who(self, decision: Decision, subject: Subject, exclude: str | None) -> str:
+        """Names of the people who may make the decision, for a refusal."""
+        allowed = self.allowed_roles(decision, subject)
+        parts: list[str] = []
+
+        def people(label: str, ids: Iterable[str]) -> None:
+            names = [_name(i) for i in ids if i != exclude]
+            if names:
+                parts.append(f"{label} {', '.join(names[:5])}")
+
+        if Role.OWNER in allowed:
+            people("the key's owners", subject.owners)
+        if Role.BACKUP in allowed:
+            people("its backups", subject.backups)
+        if Role.ADMIN in allowed:
+            people("keybot admins", sorted(self.roster.admins))
+        if Role.REVOKER in allowed:
+            people("the revokers list", sorted(self.roster.revokers))
+            if self.roster.revoker_group:
+                parts.append(f"the <!subteam^{self.roster.revoker_group}> group")
+        if Role.STARTER in allowed and subject.starter and subject.starter != exclude:
+            parts.append(f"the run's starter {_name(subject.starter)}")
+        return "; ".join(parts) or "nobody is configured (set KEYBOT_ADMINS, or record owners for the key)"
+
+
+def _name(identity: str) -> str:
+    return identity if identity.startswith("cli:") else f"<@{identity}>"
