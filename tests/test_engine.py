@@ -12,7 +12,7 @@ from bot.registry.models import Key, KeyStatus
 from bot.registry.service import lookup
 from bot.runbooks import service
 from bot.runbooks.models import KeyLock, Run, RunStatus, StepStatus
-from tests.world import RUNBOOKS, World, unique_name
+from tests.world import POLICY, RUNBOOKS, World, unique_name
 
 
 def start(
@@ -30,6 +30,7 @@ def start(
         mode=mode,
         actor=actor,
         reason="key pasted in a public gist",
+        policy=POLICY,
     )
 
 
@@ -59,9 +60,9 @@ def test_staged_production_run_with_two_person_approval(world: World) -> None:
     assert run.step("revoke_old").status is StepStatus.AWAITING_APPROVAL
     assert world.openai.authenticates(old["value"]), "staged mode must not revoke before approval"
 
-    with pytest.raises(service.RunRefused, match="two-person rule"):
-        service.approve(world.database, run_id, "U0ONCALL1")
-    service.approve(world.database, run_id, "U0SECOND1")
+    with pytest.raises(service.RunRefused, match="(?i)two-person rule"):
+        service.approve(world.database, run_id, "U0ONCALL1", policy=POLICY)
+    service.approve(world.database, run_id, "U0SECOND1", policy=POLICY)
     assert engine.execute(run_id) is RunStatus.SUCCEEDED
 
     assert not world.openai.authenticates(old["value"])
@@ -152,7 +153,7 @@ def test_persistent_outage_needs_attention_then_retry_resumes(world: World) -> N
     assert run.step("revoke_old").status is StepStatus.NEEDS_ATTENTION
     assert "gave up after retries" in (run.attention or "")
     world.openai.faults.clear()
-    service.retry_step(world.database, run_id, "U0ONCALL1")
+    service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
     assert not world.openai.authenticates(world.keys[name]["value"])
 
@@ -165,7 +166,7 @@ def test_bad_admin_key_is_explained_and_resumable(world: World) -> None:
     assert broken.execute(run_id) is RunStatus.NEEDS_ATTENTION
     attention = run_of(world, run_id).attention or ""
     assert "OPENAI_ADMIN_KEY" in attention and "sk-admin-wrong" not in attention
-    service.retry_step(world.database, run_id, "U0ONCALL1")
+    service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
 
 
@@ -176,19 +177,19 @@ def test_vault_unreachable_then_back(world: World) -> None:
     offline = world.engine(world.toolkit(vault_addr="http://127.0.0.1:9"))
     assert offline.execute(run_id) is RunStatus.NEEDS_ATTENTION
     assert world.openai.authenticates(world.keys[name]["value"])
-    service.retry_step(world.database, run_id, "U0ONCALL1")
+    service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
     assert len(vault_versions(world, name)) == 2
 
 
 def test_second_run_on_same_key_is_told_who_holds_it(world: World) -> None:
     key_id = world.add_key(unique_name(), "staging")
-    first = start(world, key_id, actor="U0ALICE01")
+    first = start(world, key_id, actor="U0ONCALL1")
     with pytest.raises(service.KeyBusy) as busy:
-        start(world, key_id, actor="U0BOB0001")
-    assert first in str(busy.value) and "U0ALICE01" in str(busy.value)
-    service.abort(world.database, first, "U0ALICE01", "drill over")
-    second = start(world, key_id, actor="U0BOB0001")
+        start(world, key_id, actor="U0SECOND1")
+    assert first in str(busy.value) and "U0ONCALL1" in str(busy.value)
+    service.abort(world.database, first, "U0ONCALL1", "drill over", policy=POLICY)
+    second = start(world, key_id, actor="U0SECOND1")
     assert second != first
 
 
@@ -199,15 +200,27 @@ def test_skip_needs_reason_and_unverified_revocation_keeps_leaked_version(world:
     run_id = start(world, key_id)
     assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
     with pytest.raises(service.RunRefused, match="reason"):
-        service.skip_step(world.database, run_id, "U0ONCALL1", "  ")
-    service.skip_step(world.database, run_id, "U0ONCALL1", "revoked by hand in the console")
+        service.skip_step(world.database, run_id, "U0ONCALL1", "  ", policy=POLICY)
+    with pytest.raises(service.NotAllowed, match="U0OWNER01"):  # a safety step: owners or admins only
+        service.skip_step(world.database, run_id, "U0ONCALL1", "revoked by hand", policy=POLICY)
+    service.skip_step(world.database, run_id, "U0OWNER01", "revoked by hand in the console", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
     assert run_of(world, run_id).step("verify_revoked").status is StepStatus.NEEDS_ATTENTION
-    service.skip_step(world.database, run_id, "U0ONCALL1", "will check tomorrow")
-    assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
+    service.skip_step(world.database, run_id, "U0OWNER01", "will check tomorrow", policy=POLICY)
+    assert world.engine().execute(run_id) is RunStatus.FINISHED_WITH_EXCEPTIONS
     versions = vault_versions(world, name)
     assert versions[1]["destroyed"] is False, "never destroy before revocation is verified"
-    assert run_of(world, run_id).step("cleanup").output.get("kept_version") == 1
+    run = run_of(world, run_id)
+    assert run.step("cleanup").output.get("kept_version") == 1
+    assert "the leaked key was NOT verified revoked" in (run.attention or "")
+    with world.database.session() as session:
+        key = session.get(Key, key_id)
+        incident = session.get(Incident, run.incident_id)
+        assert key is not None and key.status is KeyStatus.COMPROMISED
+        assert incident is not None and not incident.status.closed
+        owner_dm = session.scalars(select(Notification).where(Notification.kind == "owner_dm")).one()
+        assert "revoked and replaced" not in owner_dm.subject + owner_dm.body
+        assert "NOT verified revoked" in owner_dm.body
 
 
 def test_manual_provider_waits_for_humans(world: World) -> None:
@@ -220,13 +233,18 @@ def test_manual_provider_waits_for_humans(world: World) -> None:
     waiting = next(s for s in run.steps if s.status is StepStatus.WAITING_MANUAL)
     assert waiting.name == "mint" and "Mark done" in waiting.output["instructions"]
     with pytest.raises(service.RunRefused):
-        service.approve(world.database, run_id, "U0OTHER01")
+        service.approve(world.database, run_id, "U0OTHER01", policy=POLICY)
     for _ in range(4):
-        service.mark_done(world.database, run_id, "U0ONCALL1", "done in console")
+        service.mark_done(world.database, run_id, "U0OWNER01", "done in console", policy=POLICY)
         status = engine.execute(run_id)
         if status is RunStatus.SUCCEEDED:
             break
     assert status is RunStatus.SUCCEEDED
+    run = run_of(world, run_id)
+    assert run.step("revoke_old").output["attested_by"] == "U0OWNER01"
+    with world.database.session() as session:
+        owner_dm = session.scalars(select(Notification).where(Notification.kind == "owner_dm")).one()
+        assert "confirmed by <@U0OWNER01>" in owner_dm.body and "not verified by keybot" in owner_dm.body
 
 
 def test_rotation_runbook_has_no_incident(world: World) -> None:
@@ -267,6 +285,6 @@ def test_sealed_vault_during_mint_then_unsealed(
     assert "sealed" in (run.attention or "").lower() or "unavailable" in (run.attention or "").lower()
     assert world.openai.authenticates(world.keys[name]["value"]), "nothing outside changed"
     world.bao.unseal()
-    service.retry_step(world.database, run_id, "U0ONCALL1")
+    service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
     assert not world.openai.authenticates(world.keys[name]["value"])

@@ -30,7 +30,7 @@ from bot.runbooks.models import KeyLock, Run, RunStatus, StepStatus
 from bot.runbooks.transition import Batch, IncidentChange, KeyRotated
 from bot.runbooks.writer import LeaseLost, Writer
 from tests.test_engine import run_of, start
-from tests.world import World, unique_name
+from tests.world import POLICY, World, unique_name
 
 
 class Hooked:
@@ -68,7 +68,7 @@ def test_abort_during_a_step_stops_before_the_next_outside_change(world: World) 
     name = unique_name("abort")
     key_id = world.add_key(name, "staging")
     run_id = start(world, key_id)
-    abort = lambda: service.abort(world.database, run_id, "U0SECOND1", "wrong key")  # noqa: E731
+    abort = lambda: service.abort(world.database, run_id, "U0SECOND1", "wrong key", policy=POLICY)  # noqa: E731
     toolkit, provider = hooked_toolkit(world, "authenticates", abort)  # verify_new, just before revoke_old
 
     assert world.engine(toolkit).execute(run_id) is RunStatus.ABORTED

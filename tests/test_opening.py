@@ -21,13 +21,13 @@ from bot.runbooks import journal, service
 from bot.runbooks.context import KeyFacts
 from bot.runbooks.engine import RunBusy
 from bot.runbooks.models import KeyLock, Run, RunStatus
-from tests.world import RUNBOOKS, World, unique_name
+from tests.world import POLICY, RUNBOOKS, World, unique_name
 
 
 def open_run(world: World, key_id: int, runbook: str = "revoke-replace-audit-notify", **kwargs: Any) -> Any:
     return service.open_run(
         world.database, RUNBOOKS, key_id=key_id, runbook=runbook, mode=None, actor="U0ONCALL1",
-        reason="pasted in a public gist", **kwargs,
+        reason="pasted in a public gist", policy=POLICY, **kwargs,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import hvac
 from pydantic import SecretStr
 
+from bot.access.policy import Policy, Roster
 from bot.db.session import Database
 from bot.providers.openai_admin import OpenAIAdminProvider
 from bot.providers.vault import VaultStore
@@ -25,6 +26,10 @@ from tests.standins.openbao import OpenBaoServer
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOKS = load_runbooks(REPO / "runbooks")
+ADMIN = "U0ADMIN01"
+REVOKERS = ("U0ONCALL1", "U0SECOND1")
+POLICY = Policy(Roster(admins=frozenset({ADMIN}), revokers=frozenset(REVOKERS)))
+"""The on-calls of these tests are on the revokers list; every key's owner is U0OWNER01, backup U0BACKUP1."""
 
 
 @dataclass
@@ -45,7 +50,7 @@ class World:
 
     def engine(self, toolkit: Toolkit | None = None) -> Engine:
         config = EngineConfig(lease_ttl=timedelta(seconds=30), backoff_scale=0.005)
-        return Engine(self.database, RUNBOOKS, toolkit or self.toolkit(), config)
+        return Engine(self.database, RUNBOOKS, toolkit or self.toolkit(), config, policy=POLICY)
 
     def add_key(
         self, name: str, environment: str = "production", *, in_vault: bool = True, provider: str = "openai"
