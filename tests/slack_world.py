@@ -22,7 +22,7 @@ from bot.slack.serve import KeybotWSGI
 from tests.conftest import TEST_FINGERPRINT_KEY
 from tests.standins.slack_api import SlackStandin
 from tests.standins.slack_payloads import post_signed
-from tests.world import REPO, World
+from tests.world import ADMIN, REPO, REVOKERS, World
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -74,7 +74,7 @@ def make_settings(world: World, slack: SlackStandin, **extra: Any) -> Settings:
         fingerprint_key=TEST_FINGERPRINT_KEY,
         runbooks_dir=REPO / "runbooks",
         backoff_scale=0.01,
-        **extra,
+        **{"admins": ADMIN, "revokers": ",".join(REVOKERS), **extra},
     )
 
 

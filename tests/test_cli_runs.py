@@ -3,45 +3,129 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from bot.cli import identity, main
+from bot.cli.context import CliError, runtime
+from bot.config import get_settings
 from bot.incidents.models import TimelineEvent
+from bot.notifications.models import Notification
 from bot.runbooks.definitions import load_runbooks
 from bot.runbooks.models import Run, RunStatus
 from bot.runbooks.render import runbook_document
-from tests.test_crash_recovery import keybot, only_run
+from tests.test_crash_recovery import keybot, keybot_env, only_run
 from tests.world import REPO, World, unique_name
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def test_break_glass_revoke_with_second_person_approval(world: World) -> None:
+def as_os_user(
+    world: World, monkeypatch: pytest.MonkeyPatch, user: str, **settings: str
+) -> Callable[..., Outcome]:
+    """The CLI in this process, acting as OS user `user` (identity reads the real uid; tests swap it)."""
+    for name, value in {**keybot_env(world), **settings}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    runtime.cache_clear()
+    monkeypatch.setattr(identity, "os_user", lambda: user)
+
+    def invoke(*args: str) -> Outcome:
+        result = CliRunner().invoke(main.app, list(args))
+        if isinstance(result.exception, CliError):  # `keybot` prints these as one line, exit status 2
+            return Outcome(2, result.output + str(result.exception))
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Outcome(result.exit_code, result.output)
+
+    return invoke
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    output: str
+
+
+def test_break_glass_revoke_with_second_person_approval(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     name = unique_name("cli")
     world.add_key(name, "production")
-    paused = keybot(world, "revoke", name, "--reason", "pasted in a ticket", "--yes", "--as", "cli:alice")
+    host = identity.host()
+    team = {"KEYBOT_REVOKERS": f"cli:alice@{host},cli:bob@{host}"}
+    paused = keybot(world, "revoke", name, "--reason", "pasted in a ticket", "--yes")
     assert paused.returncode == 3, paused.stderr
     assert "keybot runs approve" in paused.stderr
     run = only_run(world.database)
-    assert run.status is RunStatus.AWAITING_APPROVAL
-    self_approve = keybot(world, "runs", "approve", run.id, "--as", "cli:alice")
-    assert self_approve.returncode == 2 and "two-person rule" in self_approve.stderr
-    approved = keybot(world, "runs", "approve", run.id, "--as", "cli:bob")
-    assert approved.returncode == 0, approved.stderr
-    assert "finished" in approved.stdout and "notification(s) queued" in approved.stdout
+    assert (
+        run.status is RunStatus.AWAITING_APPROVAL and run.initiated_by == f"cli:{identity.os_user()}@{host}"
+    )
+
+    alice = as_os_user(world, monkeypatch, "alice", **team)
+    with world.database.session() as session:
+        session.get(Run, run.id).initiated_by = f"cli:alice@{host}"  # type: ignore[union-attr]
+    self_approve = alice("runs", "approve", run.id)
+    assert self_approve.exit_code == 2 and "two-person rule" in self_approve.output.lower()
+    assert "--as" not in main_help()
+    mallory = as_os_user(world, monkeypatch, "mallory", **team)
+    outsider = mallory("runs", "approve", run.id)
+    assert outsider.exit_code == 2 and f"cli:bob@{host}" in outsider.output
+    assert only_run(world.database).status is RunStatus.AWAITING_APPROVAL
+
+    bob = as_os_user(world, monkeypatch, "bob", **team)
+    approved = bob("runs", "approve", run.id)
+    assert approved.exit_code == 0, approved.output
+    assert "finished" in approved.output and "notification(s) queued" in approved.output
     assert only_run(world.database).status is RunStatus.SUCCEEDED
     shown = keybot(world, "runs", "show", run.id)
     assert (
         shown.returncode == 0
         and "Revoke leaked key" in shown.stdout
-        and "approved by cli:bob" in shown.stdout
+        and f"approved by cli:bob@{host}" in shown.stdout
     )
     listed = keybot(world, "runs", "list")
     assert run.id in listed.stdout
-    assert world.keys[name]["value"] not in paused.stdout + approved.stdout + shown.stdout
+    assert world.keys[name]["value"] not in paused.stdout + approved.output + shown.stdout
     verified = keybot(world, "audit", "verify")
     assert verified.returncode == 0 and "every chain intact" in verified.stdout
+
+
+def test_break_glass_override_is_for_admins_and_is_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique_name("cli")
+    world.add_key(name, "production")
+    host = identity.host()
+    alice = as_os_user(
+        world, monkeypatch, "alice", KEYBOT_REVOKERS=f"cli:alice@{host}", KEYBOT_SECURITY_CHANNEL="C0SECURITY"
+    )
+    assert alice("revoke", name, "--reason", "leak", "--yes").exit_code == 3
+    run = only_run(world.database)
+    refused = alice("runs", "approve", run.id, "--break-glass", "--reason", "bob is asleep")
+    assert refused.exit_code == 2 and only_run(world.database).status is RunStatus.AWAITING_APPROVAL
+    no_reason = alice("runs", "approve", run.id, "--break-glass")
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+
+    admin = as_os_user(
+        world, monkeypatch, "alice", KEYBOT_ADMINS=f"cli:alice@{host}", KEYBOT_SECURITY_CHANNEL="C0SECURITY"
+    )
+    overridden = admin("runs", "approve", run.id, "--break-glass", "--reason", "Slack is down, bob asleep")
+    assert overridden.exit_code == 0, overridden.output
+    with world.database.session() as session:
+        approved = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "step.approved")).one()
+        assert approved.data["break_glass"] == "Slack is down, bob asleep"
+        announced = session.scalars(select(Notification).where(Notification.kind == "break_glass")).one()
+        assert announced.recipient == "C0SECURITY" and f"cli:alice@{host}" in announced.body
+
+
+def main_help() -> str:
+    return CliRunner().invoke(main.app, ["runs", "approve", "--help"]).output
 
 
 def test_audit_verify_finds_tampering(world: World) -> None:

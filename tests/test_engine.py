@@ -60,7 +60,7 @@ def test_staged_production_run_with_two_person_approval(world: World) -> None:
     assert run.step("revoke_old").status is StepStatus.AWAITING_APPROVAL
     assert world.openai.authenticates(old["value"]), "staged mode must not revoke before approval"
 
-    with pytest.raises(service.RunRefused, match="(?i)two-person rule"):
+    with pytest.raises(service.RunRefused, match=r"(?i)two-person rule"):
         service.approve(world.database, run_id, "U0ONCALL1", policy=POLICY)
     service.approve(world.database, run_id, "U0SECOND1", policy=POLICY)
     assert engine.execute(run_id) is RunStatus.SUCCEEDED

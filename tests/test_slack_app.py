@@ -132,20 +132,23 @@ def test_skip_and_abort_through_modals(sw: SlackWorld) -> None:
     sw.wait(lambda: sw.run_status() is RunStatus.NEEDS_ATTENTION, what="needs attention")
     run = sw.latest_run()
     state = {ids.SKIP_REASON_BLOCK: {ids.SKIP_REASON_ACTION: {"type": "plain_text_input", "value": ""}}}
-    meta = ids.ActionRef(kind="run", id=run.id, step="revoke_old").encode()
-    empty = sw.post(view_submission_body(ids.SKIP_MODAL, state, private_metadata=meta))
+    meta = ids.run_ref(run.id, "revoke_old", run.version).encode()
+    empty = sw.post(view_submission_body(ids.SKIP_MODAL, state, private_metadata=meta, user_id="U0OWNER01"))
     assert empty.json()["response_action"] == "errors"
     state[ids.SKIP_REASON_BLOCK][ids.SKIP_REASON_ACTION]["value"] = "deleted by hand in the console"
-    assert sw.post(view_submission_body(ids.SKIP_MODAL, state, private_metadata=meta)).json() == {
-        "response_action": "clear"
-    }
+    submitted = sw.post(
+        view_submission_body(ids.SKIP_MODAL, state, private_metadata=meta, user_id="U0OWNER01")
+    )
+    assert submitted.json() == {"response_action": "clear"}
     sw.wait(lambda: sw.latest_run().step("revoke_old").skip_reason is not None, what="skip recorded")
     sw.wait(lambda: sw.run_status() is RunStatus.NEEDS_ATTENTION, what="verify_revoked attention")
     abort_state = {
         ids.ABORT_REASON_BLOCK: {ids.ABORT_REASON_ACTION: {"type": "plain_text_input", "value": "x"}}
     }
     abort_meta = ids.ActionRef(kind="run", id=run.id).encode()
-    sw.post(view_submission_body(ids.ABORT_MODAL, abort_state, private_metadata=abort_meta))
+    sw.post(
+        view_submission_body(ids.ABORT_MODAL, abort_state, private_metadata=abort_meta, user_id="U0ONCALL1")
+    )
     sw.wait(lambda: sw.run_status() is RunStatus.ABORTED, what="abort")
 
 

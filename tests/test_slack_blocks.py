@@ -164,6 +164,7 @@ def make_run(
         drill=False,
         attention=attention,
         context={},
+        version=3,
         lease_owner=None,
         lease_expires_at=None,
         created_at=T0,
@@ -666,7 +667,7 @@ def test_progress_buttons_per_state() -> None:
 
     assert buttons(run_running()) == [ids.ABORT]
     assert buttons(run_awaiting_approval()) == [ids.APPROVE, ids.ABORT]
-    assert buttons(run_needs_attention()) == [ids.RETRY, ids.SKIP, ids.ABORT]
+    assert buttons(run_needs_attention()) == [ids.RETRY, ids.MARK_DONE, ids.SKIP, ids.ABORT]
     assert buttons(run_waiting_manual()) == [ids.MARK_DONE, ids.SKIP, ids.ABORT]
     assert buttons(run_succeeded()) == []
     assert buttons(run_aborted()) == []
@@ -676,7 +677,9 @@ def test_progress_buttons_carry_the_run_and_current_step() -> None:
     run = run_awaiting_approval()
     _, blocks = progress_message(run, make_key())
     (approve, abort) = next(b for b in blocks if b["type"] == "actions")["elements"]
-    assert ActionRef.decode(approve["value"]) == ActionRef(kind="run", id=RUN_ID, step="revoke_old")
+    assert ActionRef.decode(approve["value"]) == ActionRef(
+        kind="run", id=RUN_ID, step="revoke_old", extra={ids.VERSION: "3"}
+    )
     assert "a second on-call, not <@U0ONCALL1>" in approve["confirm"]["text"]["text"]
     assert abort["style"] == "danger" and "confirm" in abort
     assert current_step(run_succeeded()) is None
@@ -973,8 +976,12 @@ def test_modal_inputs_have_the_named_ids() -> None:
     abort = abort_modal(RUN_ID)
     assert (abort["callback_id"], inputs(abort)) == (
         ids.ABORT_MODAL,
-        {(ids.ABORT_REASON_BLOCK, ids.ABORT_REASON_ACTION)},
+        {
+            (ids.ABORT_REASON_BLOCK, ids.ABORT_REASON_ACTION),
+            (ids.ABORT_OUTCOME_BLOCK, ids.ABORT_OUTCOME_ACTION),
+        },
     )
+    assert inputs(abort_modal(RUN_ID, incident=False)) == {(ids.ABORT_REASON_BLOCK, ids.ABORT_REASON_ACTION)}
 
 
 def test_drill_keys_are_flagged() -> None:
@@ -986,8 +993,10 @@ def test_drill_keys_are_flagged() -> None:
 
 def test_text_rendering_numbers_buttons_and_strips_terminal_controls() -> None:
     text, buttons = blocks_to_text(progress_message(run_needs_attention(), make_key())[1])
-    assert [(b.number, b.action_id) for b in buttons] == [(1, ids.RETRY), (2, ids.SKIP), (3, ids.ABORT)]
-    assert "[1] Retry step  [2] Skip…  [3] Abort (!)" in text
+    assert [(b.number, b.action_id) for b in buttons] == [
+        (1, ids.RETRY), (2, ids.MARK_DONE), (3, ids.SKIP), (4, ids.ABORT)
+    ]  # fmt: skip
+    assert "[1] Retry step  [2] Done by hand…  [3] Skip…  [4] Abort (!)" in text
     evil = [{"type": "section", "text": {"type": "mrkdwn", "text": "a\x1b[31mred\x07 &lt;!here&gt; <@U1>"}}]
     rendered, _ = blocks_to_text(evil)
     assert rendered == "a[31mred <!here> @U1\n"

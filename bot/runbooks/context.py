@@ -79,7 +79,9 @@ class KeyFacts:
     consumers: list[tuple[str, str | None]]
     created_at: datetime
     last_rotated_at: datetime | None
-    status: str = field(default="active", compare=False)  # the registry status when read (a false alarm restores the one before the run)
+    status: str = field(
+        default="active", compare=False
+    )  # the registry status when read (a false alarm restores the one before the run)
 
     @classmethod
     def load(cls, conn: Connection, key_id: int) -> KeyFacts | None:
