@@ -5,6 +5,7 @@ JSON for production (machines read it), coloured key=value for terminals (people
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -32,6 +33,20 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class _SafePrintLogger:
+    """structlog's print logger, except that a closed or broken stream drops the line instead of raising:
+    a log call must never turn a handled request into a crash."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            print(message, file=self._stream, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
 def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -50,7 +65,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=lambda *_args: _SafePrintLogger(stream),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)

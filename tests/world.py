@@ -53,7 +53,14 @@ class World:
         return Engine(self.database, RUNBOOKS, toolkit or self.toolkit(), config, policy=POLICY)
 
     def add_key(
-        self, name: str, environment: str = "production", *, in_vault: bool = True, provider: str = "openai"
+        self,
+        name: str,
+        environment: str = "production",
+        *,
+        in_vault: bool = True,
+        provider: str = "openai",
+        owner: str = "U0OWNER01",
+        backup: str = "U0BACKUP1",
     ) -> int:
         """A live stand-in key, registered, with its value as version 1 in Vault (where leaks come from)."""
         project = self.openai.add_project(f"proj for {name}")
@@ -77,8 +84,8 @@ keys:
     vault_path: {path}
     secret: {created["value"]}
     team: team-{name}
-    owners: [U0OWNER01]
-    backups: [U0BACKUP1]
+    owners: [{owner}]
+    backups: [{backup}]
     consumers:
       - name: api-{name}
         contact: U0CONSUME1

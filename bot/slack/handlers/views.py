@@ -86,7 +86,11 @@ def register(app: App, ctx: SlackContext) -> None:
         if key is None or not allowed:
             ack(
                 response_action="errors",
-                errors={ids.REASON_BLOCK: allowed.why if allowed else "Key not found."},
+                errors={
+                    ids.REASON_BLOCK: limits.plain(allowed.why, 150)
+                    if allowed is not None
+                    else "Key not found."
+                },
             )
             return
         drill = ref.extra.get("drill") == "1" or key.environment == "sandbox"
