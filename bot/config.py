@@ -27,6 +27,11 @@ def _cli_identity(value: str) -> bool:
     return re.fullmatch(r"cli:[A-Za-z0-9._-]{1,64}@[A-Za-z0-9.-]{1,253}", value) is not None
 
 
+def _parse_deadlines(value: str) -> dict[str, float]:
+    pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+    return {env.strip(): float(minutes) for env, minutes in pairs}
+
+
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
@@ -59,6 +64,12 @@ class Settings(BaseSettings):
     revoker_group: str | None = Field(None, validation_alias=_env("KEYBOT_REVOKER_GROUP"))
     admins: str = Field("", validation_alias=_env("KEYBOT_ADMINS"))
     security_channel: str | None = Field(None, validation_alias=_env("KEYBOT_SECURITY_CHANNEL"))
+    distribute_deadlines: str = Field(
+        "production=60,default=30", validation_alias=_env("KEYBOT_DISTRIBUTE_DEADLINES")
+    )
+    quiet_minutes: float = Field(15.0, gt=0, le=24 * 60, validation_alias=_env("KEYBOT_QUIET_MINUTES"))
+    wait_poll_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("KEYBOT_WAIT_POLL_SECONDS"))
+    clock_tick_seconds: float = Field(30.0, gt=0, le=3600, validation_alias=_env("KEYBOT_CLOCK_TICK_SECONDS"))
     leak_ask_delete: bool = Field(False, validation_alias=_env("KEYBOT_LEAK_ASK_DELETE"))
     port: int = Field(3000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "KEYBOT_PORT", "port"))
     log_format: str = Field("auto", validation_alias=_env("KEYBOT_LOG_FORMAT"))
@@ -93,6 +104,21 @@ class Settings(BaseSettings):
                 "cli:alice@bastion-1"
             )
         return ",".join(users)
+
+    @field_validator("distribute_deadlines")
+    @classmethod
+    def _deadlines(cls, value: str) -> str:
+        try:
+            parsed = _parse_deadlines(value)
+        except ValueError:
+            raise ValueError("expected environment=minutes pairs like production=60,default=30") from None
+        if any(not 0 < minutes <= 7 * 24 * 60 for minutes in parsed.values()):
+            raise ValueError("each deadline must be between 0 and 10080 minutes")
+        return value
+
+    def deadlines(self) -> dict[str, float]:
+        """Minutes staged mode waits for consumers before asking the on-call, per environment."""
+        return _parse_deadlines(self.distribute_deadlines)
 
     def user_list(self, name: str) -> list[str]:
         value: str = getattr(self, name)

@@ -13,7 +13,7 @@ from bot.db.migrate import ensure_schema
 from bot.db.session import Database
 from bot.providers.base import KeyProvider, SecretStore
 from bot.registry.fingerprint import Fingerprinter, load_or_create_key
-from bot.runbooks.context import Toolkit
+from bot.runbooks.context import Toolkit, WaitSettings
 from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
 
@@ -110,6 +110,11 @@ class Runtime:
         config = EngineConfig(
             lease_ttl=timedelta(seconds=self.settings.run_lease_seconds),
             backoff_scale=self.settings.backoff_scale,
+            waits=WaitSettings(
+                deadlines=self.settings.deadlines(),
+                quiet_minutes=self.settings.quiet_minutes,
+                poll_seconds=self.settings.wait_poll_seconds,
+            ),
         )
         return Engine(
             self.database,

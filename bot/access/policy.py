@@ -28,6 +28,8 @@ class Decision(enum.StrEnum):
     RESOLVE = "resolve"
     FALSE_ALARM = "false_alarm"
     RESTORE = "restore"
+    CONFIRM_REDEPLOY = "confirm_redeploy"  # a consumer's contact says their service reads the new key
+    STOP_WAITING = "stop_waiting"  # after the deadline: revoke now, or wait longer
 
 
 VERBS = {
@@ -41,6 +43,8 @@ VERBS = {
     Decision.RESOLVE: "resolve an incident on",
     Decision.FALSE_ALARM: "call a false alarm on",
     Decision.RESTORE: "restore",
+    Decision.CONFIRM_REDEPLOY: "confirm a redeploy for",
+    Decision.STOP_WAITING: "end or extend the wait for consumers of",
 }
 
 
@@ -50,6 +54,7 @@ class Role(enum.StrEnum):
     OWNER = "owner"
     BACKUP = "backup"
     STARTER = "starter"
+    CONTACT = "contact"  # a consumer's contact
 
 
 class NotAllowed(RunRefused):
@@ -97,6 +102,7 @@ class Subject:
     starter: str | None = None
     step_action: str | None = None
     step_title: str | None = None
+    contacts: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -123,6 +129,8 @@ class Policy:
             roles.add(Role.BACKUP)
         if subject.starter is not None and actor.id == subject.starter:
             roles.add(Role.STARTER)
+        if actor.id in subject.contacts:
+            roles.add(Role.CONTACT)
         return roles
 
     def allowed_roles(self, decision: Decision, subject: Subject) -> frozenset[Role]:
@@ -130,7 +138,15 @@ class Policy:
         staff = frozenset({Role.ADMIN, Role.REVOKER, Role.OWNER, Role.BACKUP})
         if decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step:
             return frozenset({Role.ADMIN, Role.OWNER})
-        if decision in (Decision.RETRY, Decision.SKIP, Decision.MARK_DONE, Decision.ABORT):
+        if decision is Decision.CONFIRM_REDEPLOY:
+            return staff | {Role.STARTER, Role.CONTACT}
+        if decision in (
+            Decision.RETRY,
+            Decision.SKIP,
+            Decision.MARK_DONE,
+            Decision.ABORT,
+            Decision.STOP_WAITING,
+        ):
             return staff | {Role.STARTER}
         return staff
 
@@ -179,6 +195,8 @@ class Policy:
             people("the revokers list", sorted(self.roster.revokers))
             if self.roster.revoker_group:
                 parts.append(f"the <!subteam^{self.roster.revoker_group}> group")
+        if Role.CONTACT in allowed:
+            people("the consumers' contacts", subject.contacts)
         if Role.STARTER in allowed and subject.starter and subject.starter != exclude:
             parts.append(f"the run's starter {_name(subject.starter)}")
         return "; ".join(parts) or "nobody is configured (set KEYBOT_ADMINS, or record owners for the key)"

@@ -6,7 +6,7 @@ Vendor-side steps for keys without an automated provider become checklists (Need
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.db.base import utcnow
@@ -16,7 +16,7 @@ from bot.notifications.service import Message
 from bot.providers.base import KeyProvider, ProviderError
 from bot.registry.models import KeyStatus
 from bot.runbooks import failpoints, guarantees
-from bot.runbooks.context import NeedsHuman, StepContext, StepFailed
+from bot.runbooks.context import NeedsDecision, NeedsHuman, StepContext, StepFailed, WaitFor
 from bot.runbooks.transition import KeyRotated
 from bot.secrets import redacted_form
 
@@ -129,9 +129,67 @@ def mint(ctx: StepContext) -> Result:
 
 
 def distribute(ctx: StepContext) -> Result:
+    """Ask each consumer's contact to redeploy; in staged mode, wait until it is safe to revoke.
+
+    Staged mode waits (durably: bot/runbooks/waits.py) for the first of: every consumer confirmed, the old
+    key's traffic stayed quiet for a while after distribution, or the deadline, when the on-call is asked
+    "Revoke now" or "Wait longer". Emergency mode has already revoked, so it only tells.
+    """
     facts = message_facts(ctx)
     added = _enqueue(ctx, render.consumer_messages(facts, ctx.key.consumers))
-    return {"consumers_told": added}
+    contacts = sorted({name for name, contact in ctx.key.consumers if contact})
+    result: Result = {"consumers_told": added, "consumers": len(ctx.key.consumers)}
+    if not ctx.key.consumers:
+        return {**result, "note": "no consumers are recorded for this key: nothing to wait for"}
+    if ctx.mode == "emergency":
+        return result
+    if not contacts:
+        return {
+            **result,
+            "note": "no consumer has a contact recorded: nobody can confirm, nothing to wait for",
+        }
+    now = utcnow()
+    wait = ctx.state.setdefault("distribute", {})
+    wait.setdefault("since", now.isoformat())
+    wait.setdefault(
+        "deadline", (now + timedelta(minutes=ctx.waits.deadline_minutes(ctx.key.environment))).isoformat()
+    )
+    confirmed = ctx.state.get("confirmed") or {}
+    missing = [name for name in contacts if name not in confirmed]
+    if not missing:
+        return {**result, "confirmed": {name: confirmed[name] for name in contacts}}
+    quiet = _quiet_since(ctx, datetime.fromisoformat(wait["since"]), now)
+    if quiet is not None:
+        return {**result, "quiet_minutes": quiet, "unconfirmed": missing}
+    deadline = datetime.fromisoformat(wait["deadline"])
+    if now >= deadline:
+        raise NeedsDecision(
+            f"{len(missing)} consumer(s) have not confirmed they redeployed ({', '.join(missing[:10])}) and "
+            "the old key still has traffic. Revoke now (anything still using the old key breaks), "
+            "or wait longer."
+        )
+    until = min(deadline, now + timedelta(seconds=ctx.waits.poll_seconds))
+    raise WaitFor(
+        until,
+        f"waiting for {len(missing)} of {len(contacts)} consumer(s) to confirm they redeployed "
+        f"({', '.join(missing[:10])}), or the old key's traffic to stay quiet for "
+        f"{ctx.waits.quiet_minutes:g} min; deadline {deadline:%H:%M} UTC",
+    )
+
+
+def _quiet_since(ctx: StepContext, since: datetime, now: datetime) -> float | None:
+    """Minutes the old key has had no traffic, if that is at least the quiet period since distribution."""
+    quiet = timedelta(minutes=ctx.waits.quiet_minutes)
+    provider = ctx.provider
+    if provider is None or now - since < quiet or not ctx.key.provider_key_id:
+        return None
+    try:
+        buckets = provider.usage(ctx.key.ref, now - quiet, now)
+    except ProviderError:
+        return None  # traffic unknown: keep waiting for people or the deadline
+    if sum(b.requests for b in buckets) > 0:
+        return None
+    return round(quiet.total_seconds() / 60, 2)
 
 
 def verify_new(ctx: StepContext) -> Result:

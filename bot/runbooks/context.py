@@ -59,6 +59,31 @@ class NeedsHuman(Exception):
     """The step cannot be automated for this key; the message is the checklist for the human."""
 
 
+class WaitFor(Exception):
+    """The step is waiting for people or time: the run pauses holding no thread and no lease, and the
+    clock runs the step again at `until` (or sooner, when the event it waits for arrives)."""
+
+    def __init__(self, until: datetime, why: str) -> None:
+        super().__init__(why)
+        self.until = until
+
+
+class NeedsDecision(Exception):
+    """A person must choose how the step goes on (e.g. "Revoke now" or "Wait longer"); the message asks."""
+
+
+@dataclass(frozen=True)
+class WaitSettings:
+    """How long staged mode waits for consumers before it asks the on-call (minutes, per environment)."""
+
+    deadlines: dict[str, float] = field(default_factory=lambda: {"production": 60.0, "default": 30.0})
+    quiet_minutes: float = 15.0  # the old key's traffic stayed at zero this long: consumers have moved
+    poll_seconds: float = 60.0  # how often a waiting step looks at traffic again
+
+    def deadline_minutes(self, environment: str) -> float:
+        return self.deadlines.get(environment, self.deadlines.get("default", 30.0))
+
+
 @dataclass(frozen=True)
 class KeyFacts:
     """A snapshot of the registry row, so actions never hold a database session across outside calls."""
@@ -144,6 +169,7 @@ class StepContext:
     key: KeyFacts
     state: dict[str, Any]
     completed: dict[str, str] = field(default_factory=dict)  # action -> step status, for invariant checks
+    waits: WaitSettings = field(default_factory=WaitSettings)
 
     @property
     def idempotency_key(self) -> str:

@@ -24,7 +24,17 @@ from bot.log import get_logger
 from bot.providers.base import ProviderError
 from bot.runbooks import failpoints, journal, lease, service
 from bot.runbooks.actions import ACTIONS
-from bot.runbooks.context import KeyFacts, NeedsHuman, RunAborted, StepContext, StepFailed, Toolkit
+from bot.runbooks.context import (
+    KeyFacts,
+    NeedsDecision,
+    NeedsHuman,
+    RunAborted,
+    StepContext,
+    StepFailed,
+    Toolkit,
+    WaitFor,
+    WaitSettings,
+)
 from bot.runbooks.definitions import RunbookDefinition, StepDefinition
 from bot.runbooks.guard import STALE_SECONDS, guarded
 from bot.runbooks.journal import LeaseLost, StepState
@@ -44,6 +54,7 @@ class EngineConfig:
     lease_ttl: timedelta = timedelta(seconds=60)
     backoff_scale: float = 1.0
     max_backoff_seconds: float = 60.0
+    waits: WaitSettings = field(default_factory=WaitSettings)
 
 
 @dataclass
@@ -193,7 +204,9 @@ class Engine:
         step.attempts += 1
         step.started_at = step.started_at or utcnow()
         book.changed(step)
-        if first_attempt:
+        if first_attempt and "waiting" in step.output:
+            pass  # woken from a durable wait: the step started long ago
+        elif first_attempt:
             book.event("step.started", step=step.name)
         else:
             book.event("step.attempt", {"attempt": step.attempts}, step=step.name)
@@ -210,6 +223,7 @@ class Engine:
             key=key,
             state=run.context,
             completed={s.action: s.status.value for s in run.steps},
+            waits=self.config.waits,
         )
         return _Work(ctx, definition, step)
 
@@ -234,6 +248,12 @@ class Engine:
             return None
         except NeedsHuman as checklist:
             self._wait_for_human(book, step, str(checklist))
+            return None
+        except WaitFor as wait:
+            self._wait(book, step, wait)
+            return None
+        except NeedsDecision as question:
+            self._wait_for_human(book, step, str(question), decide=True)
             return None
         except StepFailed as failure:
             self._needs_attention(book, step, str(failure))
@@ -276,12 +296,30 @@ class Engine:
         book.event("step.needs_attention", {"reason": reason}, step=step.name)
 
     @staticmethod
-    def _wait_for_human(book: journal.Journal, step: StepState, instructions: str) -> None:
+    def _wait_for_human(
+        book: journal.Journal, step: StepState, instructions: str, *, decide: bool = False
+    ) -> None:
+        """Pause for a person: a checklist to do and mark done, or (`decide`) a choice to make."""
         step.status = StepStatus.WAITING_MANUAL
-        step.output = {"instructions": instructions}
+        step.output = {"instructions": instructions, **({"decide": True} if decide else {})}
         book.run.status = RunStatus.WAITING_MANUAL
+        book.run.wake_at = None
         book.changed(step)
-        book.event("step.waiting_manual", {"instructions": instructions}, step=step.name)
+        kind = "step.waiting_decision" if decide else "step.waiting_manual"
+        book.event(kind, {"instructions": instructions}, step=step.name)
+
+    @staticmethod
+    def _wait(book: journal.Journal, step: StepState, wait: WaitFor) -> None:
+        """A durable wait: the run gives its lease back at once and the clock wakes it at `wake_at`."""
+        first = step.status is not StepStatus.WAITING and "waiting" not in step.output
+        step.status = StepStatus.WAITING
+        step.output = {**step.output, "waiting": str(wait)}
+        step.attempts = 0  # waiting is not failing: a wake-up is never counted against the retries
+        book.run.status = RunStatus.WAITING
+        book.run.wake_at = wait.until
+        book.changed(step)
+        if first:
+            book.event("step.waiting", {"why": str(wait), "until": wait.until.isoformat()}, step=step.name)
 
     def resume_stale(self, limit: int = 50) -> list[str]:
         """Pick up running runs whose process died; returns the runs resumed.

@@ -82,6 +82,7 @@ class RunState:
     context: dict[str, Any]
     finished_at: datetime | None
     steps: list[StepState]
+    wake_at: datetime | None = None
     incident_status: IncidentStatus | None = None
     incident_opened_at: datetime | None = None
 
@@ -108,6 +109,7 @@ def load(session: Session, run_id: str) -> RunState | None:
         attention=row["attention"],
         context=dict(row["context"] or {}),
         finished_at=row["finished_at"],
+        wake_at=row["wake_at"],
         steps=[
             StepState(
                 id=s["id"],
@@ -224,6 +226,7 @@ class Journal:
                 "attention": run.attention,
                 "finished_at": run.finished_at,
                 "context": run.context,
+                "wake_at": run.wake_at,
             },
             steps=[{"step_id": s.id, **s.values()} for s in run.steps if s.name in self._dirty],
             events=self._events,

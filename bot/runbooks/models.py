@@ -16,6 +16,7 @@ class RunStatus(enum.StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
     WAITING_MANUAL = "waiting_manual"
+    WAITING = "waiting"  # for people or time: holds no thread and no lease; the clock wakes it at wake_at
     NEEDS_ATTENTION = "needs_attention"
     SUCCEEDED = "succeeded"
     FINISHED_WITH_EXCEPTIONS = "finished_with_exceptions"  # a guarantee is missing: see the run's steps
@@ -31,6 +32,7 @@ class StepStatus(enum.StrEnum):
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
     WAITING_MANUAL = "waiting_manual"
+    WAITING = "waiting"
     NEEDS_ATTENTION = "needs_attention"
     SUCCEEDED = "succeeded"
     SKIPPED = "skipped"
@@ -64,6 +66,8 @@ class Run(Base):
     """Bumped whenever the run's status changes or a person decides; decisions name the version they saw."""
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    wake_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When a waiting run is due to look again (its deadline or its next check); None unless waiting."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()

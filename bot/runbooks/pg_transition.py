@@ -36,6 +36,7 @@ WITH run AS (
         attention = CASE WHEN runs.status = %(aborted)s THEN runs.attention ELSE %(attention)s END,
         finished_at = CASE WHEN runs.status = %(aborted)s THEN runs.finished_at ELSE %(finished_at)s END,
         context = CAST(%(context)s AS json),
+        wake_at = CASE WHEN runs.status = %(aborted)s THEN NULL ELSE CAST(%(wake_at)s AS timestamptz) END,
         version = runs.version + CASE WHEN runs.status = %(aborted)s OR runs.status = %(status)s THEN 0
                                       ELSE 1 END,
         lease_owner = %(owner)s,
@@ -125,6 +126,7 @@ def write(conn: Connection, batch: Batch, stamp: Stamp, events: list[dict[str, A
         "attention": run["attention"],
         "finished_at": run["finished_at"],
         "context": dumps(run["context"]),
+        "wake_at": run.get("wake_at"),
         "owner": stamp.owner,
         "expiry": stamp.expiry,
         "now": stamp.now,

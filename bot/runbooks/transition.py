@@ -58,7 +58,7 @@ class KeyRotated:
 
 @dataclass(frozen=True)
 class Batch:
-    run: dict[str, Any]  # status, attention, finished_at, context
+    run: dict[str, Any]  # status, attention, finished_at, context, wake_at
     steps: list[dict[str, Any]]
     events: list[PendingEvent]
     notifications: list[dict[str, Any]] = field(default_factory=list)  # outbox rows (notifications.service)
@@ -96,6 +96,7 @@ WRITE_RUN = (
         attention=case((_ABORTED, RUNS.c.attention), else_=_typed("new_attention", "attention")),
         finished_at=case((_ABORTED, RUNS.c.finished_at), else_=_typed("new_finished_at", "finished_at")),
         context=_typed("new_context", "context"),
+        wake_at=case((_ABORTED, None), else_=_typed("new_wake_at", "wake_at")),
         version=RUNS.c.version
         + case((_ABORTED, 0), (RUNS.c.status == _typed("new_status", "status"), 0), else_=1),
         lease_owner=_typed("new_owner", "lease_owner"),

@@ -1,6 +1,7 @@
 """`keybot clock`: APScheduler jobs that only the leader runs.
 
-- resume runs whose process died (expired lease), so a crashed `web` replica never strands a revocation;
+- wake runs whose durable wait is over, and resume runs whose process died (expired lease), so a crashed
+  `web` replica never strands a revocation;
 - deliver queued notifications through Slack and settle deliveries interrupted mid-send;
 - forget handled Slack event ids after two days.
 """
@@ -15,6 +16,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from bot.log import get_logger
 from bot.notifications.service import Sender, deliver_pending, recover_interrupted
 from bot.runbooks.lease import new_worker_id
+from bot.runbooks.waits import wake_due
 from bot.runtime import Runtime
 from bot.scheduling import leader
 
@@ -45,7 +47,10 @@ class Clock:
         return run
 
     def resume_stale_runs(self) -> list[str]:
-        return self.runtime.engine().resume_stale()
+        """Runs whose wait is over are handed back first, then every run without a live process resumes."""
+        woken = wake_due(self.runtime.database)
+        resumed = self.runtime.engine().resume_stale()
+        return sorted(set(woken) | set(resumed))
 
     def deliver(self) -> tuple[int, int]:
         if self.sender is None:
@@ -60,8 +65,8 @@ class Clock:
 
     def scheduler(self) -> BlockingScheduler:
         scheduler = BlockingScheduler(timezone="UTC")
-        jobs: list[tuple[str, Callable[[], object], int]] = [
-            ("resume_stale_runs", self.resume_stale_runs, 30),
+        jobs: list[tuple[str, Callable[[], object], float]] = [
+            ("resume_stale_runs", self.resume_stale_runs, self.runtime.settings.clock_tick_seconds),
             ("deliver_notifications", self.deliver, 15),
             ("forget_slack_events", self.forget_events, 3600),
         ]
