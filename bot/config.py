@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     distribute_deadlines: str = Field(
         "production=60,default=30", validation_alias=_env("KEYBOT_DISTRIBUTE_DEADLINES")
     )
-    quiet_minutes: float = Field(15.0, gt=0, le=24 * 60, validation_alias=_env("KEYBOT_QUIET_MINUTES"))
+    quiet_minutes: float = Field(15.0, ge=0, le=24 * 60, validation_alias=_env("KEYBOT_QUIET_MINUTES"))
     wait_poll_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("KEYBOT_WAIT_POLL_SECONDS"))
     clock_tick_seconds: float = Field(30.0, gt=0, le=3600, validation_alias=_env("KEYBOT_CLOCK_TICK_SECONDS"))
     leak_ask_delete: bool = Field(False, validation_alias=_env("KEYBOT_LEAK_ASK_DELETE"))

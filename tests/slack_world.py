@@ -74,7 +74,7 @@ def make_settings(world: World, slack: SlackStandin, **extra: Any) -> Settings:
         fingerprint_key=TEST_FINGERPRINT_KEY,
         runbooks_dir=REPO / "runbooks",
         backoff_scale=0.01,
-        **{"admins": ADMIN, "revokers": ",".join(REVOKERS), **extra},
+        **{"admins": ADMIN, "revokers": ",".join(REVOKERS), "quiet_minutes": 0.0, **extra},
     )
 
 

@@ -47,6 +47,7 @@ def keybot_env(world: World, failpoint: str | None = None) -> dict[str, str]:
         KEYBOT_RUNBOOKS_DIR=str(REPO / "runbooks"),
         KEYBOT_FINGERPRINT_KEY=TEST_FINGERPRINT_KEY,
         KEYBOT_BACKOFF_SCALE="0.01",
+        KEYBOT_QUIET_MINUTES="0",
         KEYBOT_LOG_FORMAT="json",
         COLUMNS="200",
     )

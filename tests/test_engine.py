@@ -10,7 +10,7 @@ from bot.incidents.service import verify_chain
 from bot.notifications.models import Notification
 from bot.registry.models import Key, KeyStatus
 from bot.registry.service import lookup
-from bot.runbooks import service
+from bot.runbooks import service, waits
 from bot.runbooks.models import KeyLock, Run, RunStatus, StepStatus
 from tests.world import POLICY, RUNBOOKS, World, unique_name
 
@@ -234,8 +234,13 @@ def test_manual_provider_waits_for_humans(world: World) -> None:
     assert waiting.name == "mint" and "Mark done" in waiting.output["instructions"]
     with pytest.raises(service.RunRefused):
         service.approve(world.database, run_id, "U0OTHER01", policy=POLICY)
-    for _ in range(4):
-        service.mark_done(world.database, run_id, "U0OWNER01", "done in console", policy=POLICY)
+    for _ in range(5):
+        if run_of(world, run_id).status is RunStatus.WAITING:  # no traffic API: the consumer must confirm
+            with pytest.raises(service.NotAllowed):
+                waits.confirm_redeployed(world.database, run_id, f"api-{name}", "U0OUTSID1", policy=POLICY)
+            waits.confirm_redeployed(world.database, run_id, f"api-{name}", "U0CONSUME1", policy=POLICY)
+        else:
+            service.mark_done(world.database, run_id, "U0OWNER01", "done in console", policy=POLICY)
         status = engine.execute(run_id)
         if status is RunStatus.SUCCEEDED:
             break

@@ -18,7 +18,7 @@ from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import parse_yaml
 from bot.registry.models import Key
 from bot.registry.store import apply_import
-from bot.runbooks.context import Toolkit
+from bot.runbooks.context import Toolkit, WaitSettings
 from bot.runbooks.definitions import load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
 from tests.standins.openai_api import OpenAIStandin
@@ -30,6 +30,9 @@ ADMIN = "U0ADMIN01"
 REVOKERS = ("U0ONCALL1", "U0SECOND1")
 POLICY = Policy(Roster(admins=frozenset({ADMIN}), revokers=frozenset(REVOKERS)))
 """The on-calls of these tests are on the revokers list; every key's owner is U0OWNER01, backup U0BACKUP1."""
+NO_WAIT = WaitSettings(quiet_minutes=0.0)
+"""Staged mode goes on as soon as the old key has no traffic (the stand-in's keys have none); the waiting
+itself is tested with real waits in tests/test_staged_waits.py."""
 
 
 @dataclass
@@ -49,7 +52,7 @@ class World:
         return Toolkit({"openai": provider}, VaultStore(client), self.fingerprinter)
 
     def engine(self, toolkit: Toolkit | None = None) -> Engine:
-        config = EngineConfig(lease_ttl=timedelta(seconds=30), backoff_scale=0.005)
+        config = EngineConfig(lease_ttl=timedelta(seconds=30), backoff_scale=0.005, waits=NO_WAIT)
         return Engine(self.database, RUNBOOKS, toolkit or self.toolkit(), config, policy=POLICY)
 
     def add_key(

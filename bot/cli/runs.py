@@ -21,7 +21,7 @@ from bot.incidents.service import timeline
 from bot.notifications.service import Message, enqueue, for_run
 from bot.registry.render import key_card
 from bot.registry.service import lookup
-from bot.runbooks import service
+from bot.runbooks import service, waits
 from bot.runbooks.engine import Engine, RunBusy
 from bot.runbooks.models import Run, RunStatus
 
@@ -54,6 +54,24 @@ def execute(run: str | service.OpenedRun, engine: Engine | None = None) -> None:
     _after(run_id, status)
 
 
+def _waiting_hint(run_id: str) -> str:
+    with runtime().database.session() as session:
+        run = session.get(Run, run_id)
+        step = next((s for s in run.steps if s.status.value.startswith("waiting")), None) if run else None
+    if step is None:
+        return f"see `keybot runs show {run_id}`"
+    if step.output.get("decide"):
+        return (
+            f"{step.output.get('instructions')}\n  `keybot runs revoke-now {run_id}` or "
+            f"`keybot runs wait-longer {run_id} --minutes 30`"
+        )
+    if step.output.get("waiting"):
+        return (
+            f"{step.output['waiting']}\n  consumers confirm with `keybot runs redeployed {run_id} CONSUMER`"
+        )
+    return f"{step.output.get('instructions') or step.title}\n  then `keybot runs done {run_id} --note ...`"
+
+
 def _after(run_id: str, status: RunStatus) -> None:
     rt = runtime()
     with rt.database.session() as session:
@@ -71,13 +89,16 @@ def _after(run_id: str, status: RunStatus) -> None:
     hints = {
         RunStatus.AWAITING_APPROVAL: "waiting for approval: a second person runs "
         f"`keybot runs approve {run_id}`",
-        RunStatus.WAITING_MANUAL: f"a manual step is waiting: do it, then `keybot runs done {run_id}`",
         RunStatus.NEEDS_ATTENTION: f"needs attention: {attention}\n  then `keybot runs retry {run_id}`, "
         f"`keybot runs skip {run_id} --reason ...` or `keybot runs abort {run_id}`",
         RunStatus.ABORTED: f"run {run_id} was aborted",
         RunStatus.FINISHED_WITH_EXCEPTIONS: f"run {run_id} finished WITH EXCEPTIONS: {attention}\n  the key "
         "stays compromised and the incident open: `keybot incidents resolve INC-... --reason ...`",
     }
+    if status is RunStatus.WAITING_MANUAL:
+        hints[status] = f"a step is waiting for a person: {_waiting_hint(run_id)}"
+    if status is RunStatus.WAITING:
+        hints[status] = f"waiting (durably; `keybot clock` carries it on): {_waiting_hint(run_id)}"
     err.print(hints.get(status, f"run {run_id} is {status.value}"), markup=False)
     raise typer.Exit(EXIT_PAUSED)
 
@@ -281,6 +302,31 @@ def done_command(
     actor, db, policy = _actor(break_glass, note), runtime().database, runtime().policy
     _decide(
         lambda: service.mark_done(db, run_id, actor, note, policy=policy, seen=_seen(step)), run_id, actor
+    )
+
+
+@app.command("redeployed")
+def redeployed_command(run_id: str, consumer: str) -> None:
+    """Confirm that CONSUMER now reads the new key (staged mode revokes once every consumer has)."""
+    actor, db, policy = cli_actor(), runtime().database, runtime().policy
+    _decide(lambda: waits.confirm_redeployed(db, run_id, consumer, actor, policy=policy), run_id, actor)
+
+
+@app.command("revoke-now")
+def revoke_now_command(run_id: str, step: str | None = STEP) -> None:
+    """After the distribute deadline: stop waiting for consumers and revoke the old key."""
+    actor, db, policy = cli_actor(), runtime().database, runtime().policy
+    _decide(lambda: waits.revoke_now(db, run_id, actor, policy=policy, seen=_seen(step)), run_id, actor)
+
+
+@app.command("wait-longer")
+def wait_longer_command(
+    run_id: str, minutes: float = typer.Option(30.0, "--minutes", min=1, max=24 * 60), step: str | None = STEP
+) -> None:
+    """After the distribute deadline: wait MINUTES more for consumers to confirm."""
+    actor, db, policy = cli_actor(), runtime().database, runtime().policy
+    _decide(
+        lambda: waits.wait_longer(db, run_id, actor, minutes, policy=policy, seen=_seen(step)), run_id, actor
     )
 
 

@@ -5,6 +5,7 @@ from bot.incidents import models as incident_models
 from bot.notifications import models as notification_models
 from bot.registry import models as registry_models
 from bot.runbooks import models as runbook_models
+from bot.scheduling import models as scheduling_models
 from bot.slack import models as slack_models
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "notification_models",
     "registry_models",
     "runbook_models",
+    "scheduling_models",
     "slack_models",
 ]

@@ -277,6 +277,8 @@ def mark_done(
             raise RunRefused(f"run {run_id} is {_describe(run)}; no step is waiting to be marked done")
         if step.action == "identify":
             raise RunRefused("identify cannot be marked done by hand; retry it or abort the run")
+        if step.output.get("decide"):
+            raise RunRefused(f"{step.title} asks for a choice: revoke now, or wait longer")
         subject = subject_of(run, key, step)
         if step.action in SAFETY_ACTIONS and not note:
             raise RunRefused(f"marking {step.title} done by hand needs a note saying what you did and where")

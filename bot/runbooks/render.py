@@ -12,6 +12,7 @@ STATUS_MARK = {
     StepStatus.RUNNING: "▶",
     StepStatus.AWAITING_APPROVAL: "⏸",
     StepStatus.WAITING_MANUAL: "✋",
+    StepStatus.WAITING: "⏳",
     StepStatus.NEEDS_ATTENTION: "⚠",
     StepStatus.SUCCEEDED: "✓",
     StepStatus.SKIPPED: "↷",
@@ -78,6 +79,8 @@ def progress_rows(run: Run) -> list[ProgressRow]:
             note = f"marked done by hand by {step.done_by} after it failed, not verified by keybot"
         elif step.output.get("attested_by"):
             note = f"confirmed by {step.output['attested_by']}, not verified by keybot"
+        elif step.status is StepStatus.WAITING:
+            note = str(step.output.get("waiting", "waiting"))
         elif step.status is StepStatus.WAITING_MANUAL:
             note = str(step.output.get("instructions", ""))
         elif step.status is StepStatus.AWAITING_APPROVAL:

@@ -33,6 +33,9 @@ DENY_ALERT = "alert.deny"  # "no, that was not me"
 ROTATE_NOW = "key.rotate"
 SNOOZE = "key.snooze"
 OPEN_REVOKE = "key.revoke"
+REVOKE_NOW = "run.revoke_now"
+WAIT_LONGER = "run.wait_longer"
+REDEPLOYED = "run.redeployed"  # a consumer's contact: "my service reads the new key"
 RESOLVE_INCIDENT = "incident.resolve"
 FALSE_ALARM = "incident.false_alarm"  # "Revoke & replace…" from a key card (opens the revoke modal)
 

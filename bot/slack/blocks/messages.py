@@ -88,6 +88,17 @@ def _alert_buttons(facts: dict[str, Any]) -> list[Block]:
     ]
 
 
+def _redeployed_button(kind: str, facts: dict[str, Any], run_id: str | None) -> list[Block]:
+    """Consumers confirm they redeployed; staged mode revokes the old key once all have (or later)."""
+    consumer = facts.get("consumer")
+    if kind != "consumer" or not consumer or not run_id or facts.get("mode") == "emergency":
+        return []
+    ref = ids.ActionRef(kind="run", id=run_id, step="distribute", extra={"consumer": str(consumer)[:120]})
+    return [
+        actions([button("Redeployed", ids.REDEPLOYED, ref, style="primary")], block_id="consumer_actions")
+    ]
+
+
 def notification_blocks(notification: Notification) -> tuple[str, list[Block]]:
     """Owner/backup DMs, channel and manager summaries, consumer and emergency messages, alert pages.
 
@@ -105,6 +116,7 @@ def notification_blocks(notification: Notification) -> tuple[str, list[Block]]:
     if pairs:
         blocks += fields(pairs, block_id="notification_facts")
     blocks += _alert_buttons(facts)
+    blocks += _redeployed_button(kind, facts, notification.run_id)
     footer = []
     if facts.get("drill"):
         footer.append("🧪 *Drill*: practice run, no production change")

@@ -40,6 +40,7 @@ RUN_MARK = {
     RunStatus.RUNNING: "▶",
     RunStatus.AWAITING_APPROVAL: "⏸",
     RunStatus.WAITING_MANUAL: "✋",
+    RunStatus.WAITING: "⏳",
     RunStatus.NEEDS_ATTENTION: "⚠",
     RunStatus.SUCCEEDED: "✅",
     RunStatus.FINISHED_WITH_EXCEPTIONS: "⚠️",
@@ -50,6 +51,7 @@ STEP_WORDS = {
     StepStatus.RUNNING.value: "running",
     StepStatus.AWAITING_APPROVAL.value: "awaiting approval",
     StepStatus.WAITING_MANUAL.value: "waiting for a person",
+    StepStatus.WAITING.value: "waiting",
     StepStatus.NEEDS_ATTENTION.value: "needs attention",
     StepStatus.SUCCEEDED.value: "done",
     StepStatus.SKIPPED.value: "skipped",
@@ -58,6 +60,7 @@ _CURRENT = {
     RunStatus.AWAITING_APPROVAL: (StepStatus.AWAITING_APPROVAL,),
     RunStatus.NEEDS_ATTENTION: (StepStatus.NEEDS_ATTENTION,),
     RunStatus.WAITING_MANUAL: (StepStatus.WAITING_MANUAL,),
+    RunStatus.WAITING: (StepStatus.WAITING,),
     RunStatus.RUNNING: (StepStatus.RUNNING, StepStatus.PENDING),
 }
 
@@ -201,6 +204,27 @@ def _state(
             buttons.append(button("Done by hand…", ids.MARK_DONE, _ref(run, step)))
             buttons.append(button("Skip…", ids.SKIP, _ref(run, step)))
         return text, [*buttons, _abort_button(run, step, key)]
+    if run.status is RunStatus.WAITING and step is not None:
+        why = limits.mrkdwn(str(step.output.get("waiting") or "waiting"), 1500)
+        return f"⏳ *Waiting* at *{title}*: {why}", [_abort_button(run, step, key)]
+    if run.status is RunStatus.WAITING_MANUAL and step is not None and step.output.get("decide"):
+        question = limits.mrkdwn(str(step.output.get("instructions") or ""), 2000)
+        buttons = [
+            button(
+                "Revoke now",
+                ids.REVOKE_NOW,
+                _ref(run, step),
+                style="danger",
+                confirm_with=confirm(
+                    "Revoke the old key now?",
+                    "Consumers that have not redeployed will fail until they read the new Vault version.",
+                    "Revoke now",
+                    style="danger",
+                ),
+            ),
+            button("Wait 30 min longer", ids.WAIT_LONGER, _ref(run, step)),
+        ]
+        return f"❓ *Decide* at *{title}*: {question}", [*buttons, _abort_button(run, step, key)]
     if run.status is RunStatus.WAITING_MANUAL and step is not None:
         checklist = str(step.output.get("instructions") or f"Do '{step.title}' by hand.")
         text = f"✋ *Waiting for a person* at *{title}*. Checklist:\n>" + limits.mrkdwn(

@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.registry.models import Key
-from bot.runbooks import service
+from bot.runbooks import service, waits
 from bot.runbooks.models import Run
 from bot.slack import ids
 from bot.slack.api import SlackError
@@ -95,6 +95,54 @@ def register(app: App, ctx: SlackContext) -> None:
         apply(
             body, ref.id, lambda: service.retry_step(rt.database, ref.id, actor, policy=rt.policy, seen=seen)
         )
+
+    def decide_revoke_now(body: dict[str, Any]) -> None:
+        found = run_button(body)
+        if found is None:
+            return
+        ref, seen = found
+        actor = ctx.permissions.actor(_user(body))
+        apply(body, ref.id, lambda: waits.revoke_now(rt.database, ref.id, actor, policy=rt.policy, seen=seen))
+
+    def decide_wait_longer(body: dict[str, Any]) -> None:
+        found = run_button(body)
+        if found is None:
+            return
+        ref, seen = found
+        actor = ctx.permissions.actor(_user(body))
+        apply(
+            body,
+            ref.id,
+            lambda: waits.wait_longer(rt.database, ref.id, actor, 30, policy=rt.policy, seen=seen),
+        )
+
+    def confirm_redeployed(body: dict[str, Any]) -> None:
+        ref = _ref(body)
+        consumer = ref.extra.get("consumer") if ref is not None else None
+        if ref is None or ref.kind != "run" or not consumer:
+            ctx.tell(body, STALE)
+            return
+        actor = ctx.permissions.actor(_user(body))
+        apply(
+            body,
+            ref.id,
+            lambda: waits.confirm_redeployed(rt.database, ref.id, consumer, actor, policy=rt.policy),
+        )
+
+    @app.action(ids.REVOKE_NOW)
+    def revoke_now(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        ctx.later(decide_revoke_now, body)
+
+    @app.action(ids.WAIT_LONGER)
+    def wait_longer(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        ctx.later(decide_wait_longer, body)
+
+    @app.action(ids.REDEPLOYED)
+    def redeployed(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        ctx.later(confirm_redeployed, body)
 
     @app.action(ids.APPROVE)
     def approve(ack: Ack, body: dict[str, Any]) -> None:
