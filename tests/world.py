@@ -64,6 +64,7 @@ class World:
         provider: str = "openai",
         owner: str = "U0OWNER01",
         backup: str = "U0BACKUP1",
+        consumers: list[tuple[str, str]] | None = None,
     ) -> int:
         """A live stand-in key, registered, with its value as version 1 in Vault (where leaks come from)."""
         project = self.openai.add_project(f"proj for {name}")
@@ -73,6 +74,8 @@ class World:
             self.bao.client().secrets.kv.v2.create_or_update_secret(
                 path=path.removeprefix("secret/"), secret={"api_key": created["value"]}, mount_point="secret"
             )
+        consumers = consumers if consumers is not None else [(f"api-{name}", "U0CONSUME1")]
+        consumer_yaml = "".join(f"\n      - name: {c}\n        contact: {who}" for c, who in consumers)
         document = f"""
 teams:
   - name: team-{name}
@@ -89,9 +92,7 @@ keys:
     team: team-{name}
     owners: [{owner}]
     backups: [{backup}]
-    consumers:
-      - name: api-{name}
-        contact: U0CONSUME1
+    consumers:{consumer_yaml or " []"}
 """
         with self.database.session() as session:
             apply_import(session, parse_yaml(document), self.fingerprinter)

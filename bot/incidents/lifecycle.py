@@ -17,6 +17,7 @@ from bot.db.session import Database
 from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
 from bot.incidents.service import append_event
 from bot.registry.models import Key, KeyStatus, OwnerRole
+from bot.runbooks.decisions import lock_row
 from bot.runbooks.models import Run
 from bot.runbooks.refusals import RunRefused
 from bot.secrets import redact
@@ -39,6 +40,7 @@ def parse_reference(text: str) -> int:
 
 
 def _load(session: Session, incident_id: int) -> tuple[Incident, Key | None]:
+    lock_row(session, Incident, incident_id)
     incident = session.get(Incident, incident_id, with_for_update=True)
     if incident is None:
         raise RunRefused(f"no incident INC-{incident_id:05d}")
@@ -66,6 +68,20 @@ def _no_run_in_flight(session: Session, incident: Incident) -> None:
             f"run {run.id} on {incident.reference} is still {run.status.value.replace('_', ' ')}; "
             f"abort it first (`keybot runs abort {run.id} --reason ...` or its Abort button)"
         )
+
+
+def _other_open_incident(session: Session, incident: Incident) -> Incident | None:
+    """Another incident on the same key that is still open: the key is still compromised because of it."""
+    return session.scalars(
+        select(Incident)
+        .where(
+            Incident.key_id == incident.key_id,
+            Incident.id != incident.id,
+            Incident.status.in_([IncidentStatus.OPEN, IncidentStatus.CONTAINED]),
+        )
+        .order_by(Incident.id)
+        .limit(1)
+    ).first()
 
 
 def _status_before(session: Session, incident_id: int) -> KeyStatus | None:
@@ -110,13 +126,18 @@ def close(
             data["break_glass"] = who.break_glass
         if false_alarm and key is not None:
             before = _status_before(session, incident.id) or KeyStatus.ACTIVE
-            if key.status in (KeyStatus.COMPROMISED, KeyStatus.ROTATING):
+            other = _other_open_incident(session, incident)
+            if other is not None:  # the key is still compromised because of that one
+                data["key_status_kept"] = {"status": key.status.value, "open": other.reference}
+            elif key.status in (KeyStatus.COMPROMISED, KeyStatus.ROTATING):
                 data["key_status_restored"] = {"from": key.status.value, "to": before.value}
                 key.status = before
         kind = "incident.false_alarm" if false_alarm else "incident.resolved"
         append_event(session, incident.id, kind, who.id, data)
         reference = incident.reference
-    restored = data.get("key_status_restored")
+    restored, kept = data.get("key_status_restored"), data.get("key_status_kept")
     tail = f"; the key's status is {restored['to']} again" if isinstance(restored, dict) else ""
+    if isinstance(kept, dict):
+        tail = f"; the key stays {kept['status']}: {kept['open']} on it is still open"
     verb = "called a false alarm" if false_alarm else "resolved"
     return Closed(incident_id, f"{reference} {verb}{tail}.")

@@ -15,12 +15,13 @@ the person. Nothing is written when a decision is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, update
 from sqlalchemy.orm import Session
 
 from bot.access.policy import SAFETY_ACTIONS, Actor, Decision, Policy, Role, Subject
-from bot.db.base import utcnow
+from bot.db.base import Base, utcnow
 from bot.db.session import Database
 from bot.incidents.service import append_event
 from bot.registry.models import Key, KeyStatus, OwnerRole
@@ -61,7 +62,18 @@ def as_actor(actor: Actor | str) -> Actor:
     return actor if isinstance(actor, Actor) else Actor(actor)
 
 
+def lock_row(session: Session, model: type[Base], row_id: object) -> None:
+    """Serialize decisions on one row. PostgreSQL does it with SELECT ... FOR UPDATE; on SQLite that is a
+    no-op and reads take no lock, so two identical clicks at once would both read the same state and both
+    apply. A no-op UPDATE first takes SQLite's write lock: the second decision waits (busy_timeout), then
+    reads what the first committed."""
+    if session.get_bind().dialect.name == "sqlite":
+        table = cast(Table, model.__table__)
+        session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
+
+
 def _load(session: Session, run_id: str) -> tuple[Run, Key]:
+    lock_row(session, Run, run_id)
     run = session.get(Run, run_id, with_for_update=True)
     if run is None:
         raise RunRefused(f"no run {run_id!r}")
