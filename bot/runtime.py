@@ -70,7 +70,9 @@ class Runtime:
             from bot.providers.openai_admin import OpenAIAdminProvider
 
             providers["openai"] = OpenAIAdminProvider(
-                self.settings.openai_admin_key, self.settings.openai_admin_base_url
+                self.settings.openai_admin_key,
+                self.settings.openai_admin_base_url,
+                max_retries=0,  # the engine retries, visibly and within each step's budget
             )
         return providers
 

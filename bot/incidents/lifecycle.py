@@ -17,12 +17,9 @@ from bot.db.session import Database
 from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
 from bot.incidents.service import append_event
 from bot.registry.models import Key, KeyStatus, OwnerRole
-from bot.runbooks.decisions import lock_row
+from bot.runbooks.decisions import clean, lock_row
 from bot.runbooks.models import Run
 from bot.runbooks.refusals import RunRefused
-from bot.secrets import redact
-
-MAX_REASON = 500
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ def close(
 ) -> Closed:
     """Resolve the incident, or call it a false alarm and restore the key's status from before it."""
     who = actor if isinstance(actor, Actor) else Actor(actor)
-    reason = redact(reason.strip())[:MAX_REASON]
+    reason = clean(reason)
     if not reason:
         raise RunRefused("a reason is required (it goes on the incident timeline)")
     decision = Decision.FALSE_ALARM if false_alarm else Decision.RESOLVE

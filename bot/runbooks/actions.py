@@ -38,28 +38,36 @@ def _exposure_window(ctx: StepContext) -> tuple[Any, Any]:
 
 
 def identify(ctx: StepContext) -> Result:
-    """Snapshot which Vault version holds the leaked key, so cleanup destroys exactly that one."""
-    if "leaked_version" not in ctx.state:
-        leaked = None
-        if ctx.toolkit.store is not None:
-            candidates = [
-                v.version
-                for v in ctx.store.versions(ctx.key.vault_path)
-                if v.run_id != ctx.run_id and v.state not in ("destroyed", "deleted", "previous")
-            ]
-            leaked = max(candidates) if candidates else None
-            mark = getattr(ctx.store, "mark_leaked", None)
-            if leaked is not None and callable(mark) and ctx.runbook != "rotate":
-                with ctx.effect("vault.mark_leaked", path=ctx.key.vault_path, version=leaked):
-                    mark(ctx.key.vault_path, leaked)
-        ctx.state["leaked_version"] = leaked
+    """Pin what is being revoked. In staged mode, also snapshot which Vault version holds the leaked key
+    (so cleanup destroys exactly that one); emergency mode revokes first and needs nothing but the
+    provider, so a slow or down Vault never delays it: mint takes the snapshot instead."""
     ctx.state.setdefault("old_key_id", ctx.key.provider_key_id)
     ctx.state.setdefault("old_redacted", ctx.key.redacted)
+    if ctx.mode != "emergency":
+        _snapshot_leaked_version(ctx)
     return {
         "key": ctx.key.name,
         "owners": ctx.key.owners,
-        "leaked_vault_version": ctx.state["leaked_version"],
+        "leaked_vault_version": ctx.state.get("leaked_version", "read after revocation"),
     }
+
+
+def _snapshot_leaked_version(ctx: StepContext) -> None:
+    if "leaked_version" in ctx.state:
+        return
+    leaked = None
+    if ctx.toolkit.store is not None:
+        candidates = [
+            v.version
+            for v in ctx.store.versions(ctx.key.vault_path)
+            if v.run_id != ctx.run_id and v.state not in ("destroyed", "deleted", "previous")
+        ]
+        leaked = max(candidates) if candidates else None
+        mark = getattr(ctx.store, "mark_leaked", None)
+        if leaked is not None and callable(mark) and ctx.runbook != "rotate":
+            with ctx.effect("vault.mark_leaked", path=ctx.key.vault_path, version=leaked):
+                mark(ctx.key.vault_path, leaked)
+    ctx.state["leaked_version"] = leaked
 
 
 def assess(ctx: StepContext) -> Result:
@@ -96,6 +104,7 @@ def contain(ctx: StepContext) -> Result:
 
 def mint(ctx: StepContext) -> Result:
     """Create the replacement and put it straight into Vault; a re-run reuses the version it already wrote."""
+    _snapshot_leaked_version(ctx)  # emergency mode revoked first and reads Vault only now
     existing = ctx.store.find_run_version(ctx.key.vault_path, ctx.run_id)
     if existing is not None:
         ctx.state.update(new_version=existing.version, new_key_id=existing.key_id)

@@ -14,6 +14,7 @@ the person. Nothing is written when a decision is refused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -30,6 +31,7 @@ from bot.runbooks.refusals import RunRefused
 from bot.secrets import redact
 
 MAX_REASON = 500
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class StaleDecision(RunRefused):
@@ -54,8 +56,11 @@ class Decided:
 
 
 def clean(text: str) -> str:
-    """Free text as it may be stored: trimmed, bounded, and with every secret-shaped substring redacted."""
-    return redact(text.strip())[:MAX_REASON]
+    """Free text as it may be stored: trimmed, bounded, and with every secret-shaped substring redacted.
+
+    Control characters go first: PostgreSQL refuses NUL in text, and one inside a pasted secret would hide
+    it from the redactor."""
+    return redact(CONTROL.sub("", text).strip())[:MAX_REASON]
 
 
 def as_actor(actor: Actor | str) -> Actor:

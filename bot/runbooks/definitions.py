@@ -55,7 +55,8 @@ class StepDefinition(BaseModel):
     title: str = Field(min_length=1, max_length=80)
     retries: int = Field(3, ge=0, le=20)
     backoff_seconds: float = Field(1.0, ge=0, le=300)
-    timeout_seconds: float = Field(300, gt=0, le=86_400)
+    timeout_seconds: float = Field(60, gt=0, le=3_600)
+    """The step's total time budget, every attempt and backoff included; then it needs attention."""
     approval: ApprovalRule | None = None
     manual: bool = False
     optional: bool = False

@@ -236,15 +236,20 @@ class Engine:
         except ProviderError as error:
             assert step.started_at is not None
             elapsed = (utcnow() - step.started_at).total_seconds()
-            if (
-                error.transient
-                and step.attempts <= definition.retries
-                and elapsed < definition.timeout_seconds
-            ):
-                self._retry_later(book, work, str(error))
+            delay = self._backoff(definition, step.attempts)
+            budget = definition.timeout_seconds
+            if error.transient and step.attempts <= definition.retries and elapsed + delay < budget:
+                self._retry_later(book, work, error, delay)
+            elif error.transient:
+                self._needs_attention(
+                    book,
+                    step,
+                    f"gave up after {step.attempts} attempt(s) in {elapsed:.0f} s (budget {budget:.0f} s): "
+                    f"{error}. What to do: check that system's status and keybot's network path to it, then "
+                    "press Retry; if it stays down, do the step by hand and press Done by hand, or abort.",
+                )
             else:
-                why = "gave up after retries: " if error.transient else ""
-                self._needs_attention(book, step, f"{why}{error}")
+                self._needs_attention(book, step, str(error))
             return None
         except NeedsHuman as checklist:
             self._wait_for_human(book, step, str(checklist))
@@ -274,14 +279,23 @@ class Engine:
         book.event("step.succeeded", {"seconds": step.duration_seconds, **output}, step=step.name)
         return step.name
 
-    def _retry_later(self, book: journal.Journal, work: _Work, reason: str) -> None:
-        attempts = work.step.attempts
-        delay = work.definition.backoff_seconds * (2 ** (attempts - 1)) * self.config.backoff_scale
-        delay = min(delay, self.config.max_backoff_seconds) * (0.5 + random.random() / 2)
-        work.step.last_error = redact(reason)[:1000]
-        book.changed(work.step)
-        book.event("step.retrying", {"error": reason, "in_seconds": round(delay, 3)}, step=work.step.name)
-        book.commit(hold_extra=delay)
+    def _backoff(self, definition: StepDefinition, attempts: int) -> float:
+        delay: float = definition.backoff_seconds * (2 ** (attempts - 1)) * self.config.backoff_scale
+        return min(delay, self.config.max_backoff_seconds) * (0.5 + random.random() / 2)
+
+    @staticmethod
+    def _retry_later(book: journal.Journal, work: _Work, error: ProviderError, delay: float) -> None:
+        """Show the retry live ("attempt 2 of 6, next in 4 s"), written before the wait, then wait."""
+        step, total = work.step, work.definition.retries + 1
+        reason = redact(str(error))
+        step.last_error = f"{reason}; attempt {step.attempts} of {total}, next in {delay:.0f} s"[:1000]
+        book.changed(step)
+        book.event(
+            "step.retrying",
+            {"error": reason, "attempt": step.attempts, "of": total, "in_seconds": round(delay, 3)},
+            step=step.name,
+        )
+        book.commit(hold_extra=delay, announce=True)
         time.sleep(delay)
 
     @staticmethod

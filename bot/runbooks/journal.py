@@ -213,7 +213,7 @@ class Journal:
             self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
         self._recorded()
 
-    def commit(self, *, release: bool = False, hold_extra: float = 0.0) -> RunStatus:
+    def commit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> RunStatus:
         """Write everything recorded since the last commit; returns the run's status (ABORTED if aborted).
 
         `hold_extra` seconds are added to the lease (a backoff sleep must not let it lapse). Progress
@@ -236,7 +236,7 @@ class Journal:
             key_rotated=self._key_rotated,
             release=release or self._finished,
             hold_extra=hold_extra,
-            announce=bool(self._dirty),
+            announce=announce or bool(self._dirty),
         )
         self.writer.write(batch)  # on failure everything stays recorded, for the next attempt to write
         self._events, self._notifications, self._dirty, self._since = [], [], set(), None
