@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -36,7 +37,9 @@ from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
 from bot.log import configure_logging
 from bot.notifications.models import Notification
 from bot.registry.models import Key, KeyStatus
-from bot.runbooks import lease, service, waits
+from bot.runbooks import service, waits
+from bot.runbooks.context import WaitSettings
+from bot.runbooks.engine import Engine, EngineConfig
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep, StepStatus
 from bot.secrets import find_secrets
 from bot.slack import ids
@@ -153,16 +156,24 @@ def cli(world: World, *args: str, admin: bool = False) -> subprocess.CompletedPr
 
 
 def cli_many(world: World, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
-    """Read-only commands, run at the same time."""
-    env = keybot_env(world)
-    procs = [
-        subprocess.Popen([*KEYBOT, *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for c in commands
-    ]
+    """Commands run at the same time; one ending in "--admin" runs as a keybot admin."""
+    procs = []
+    for command in commands:
+        admin = command[-1] == "--admin"
+        args = command[:-1] if admin else command
+        env = keybot_env(world) | ({"KEYBOT_ADMINS": cli_identity()} if admin else {})
+        procs.append(
+            (
+                args,
+                subprocess.Popen(
+                    [*KEYBOT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+                ),
+            )
+        )
     results = []
-    for command, proc in zip(commands, procs, strict=True):
+    for args, proc in procs:
         stdout, stderr = proc.communicate(timeout=120)
-        results.append(subprocess.CompletedProcess(list(command), proc.returncode, stdout, stderr))
+        results.append(subprocess.CompletedProcess(list(args), proc.returncode, stdout, stderr))
     return results
 
 
@@ -239,9 +250,11 @@ def test_replayed_approve_applies_once_and_a_click_for_another_step_changes_noth
         run_id = start(world, key_id)
         assert world.engine().execute(run_id) is RunStatus.AWAITING_APPROVAL
         seen = run_of(world.database, run_id).version
-        # Nobody may execute the run for now, so the version the approval made stays observable.
-        with world.database.session() as session:
-            assert lease.claim(session, run_id, "trust-test", timedelta(minutes=5))
+        # Record what the app asks the engine to carry on, instead of running it: the approval's own
+        # change (and nothing after it) stays observable.
+        carried_on: list[str] = []
+        submit = sw.ctx.worker.submit
+        setattr(sw.ctx.worker, "submit", carried_on.append)  # noqa: B010 - a method, replaced on one object
 
         value = ids.run_ref(run_id, "revoke_old", seen).encode()
         body = block_actions_body(
@@ -262,13 +275,13 @@ def test_replayed_approve_applies_once_and_a_click_for_another_step_changes_noth
         wait_for("both clicks to be handled", settled)
         assert len(events(world.database, run_id, "step.approved")) == 1
         run = run_of(world.database, run_id)
-        assert run.version == seen + 1
+        assert run.version == seen + 1 and run.status is RunStatus.RUNNING
         assert run.step("revoke_old").approved_by == REVOKER
         told = json.dumps(sw.slack.response_posts["replay"])
         assert "earlier state" in told and "Nothing was changed" in told
+        wait_for("the engine to be asked", lambda: bool(carried_on))
+        assert carried_on == [run_id]
 
-        with world.database.session() as session:
-            lease.release(session, run_id, "trust-test")
         world.openai.inject(r"/api_keys/", status=403, times=None, method="DELETE")
         assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
         current = run_of(world.database, run_id).version
@@ -280,16 +293,16 @@ def test_replayed_approve_applies_once_and_a_click_for_another_step_changes_noth
             url = f"stale{n}"
             stale = ids.run_ref(run_id, "mint", stale_version).encode()
             sw.post(
-                block_actions_body(
-                    ids.RETRY, stale, user_id=REVOKER, response_url=sw.slack.response_url(url)
-                )
+                block_actions_body(ids.RETRY, stale, user_id=REVOKER, response_url=sw.slack.response_url(url))
             )
             wait_for("the stale click's answer", lambda url=url: bool(sw.slack.response_posts.get(url)))
             said = json.dumps(sw.slack.response_posts[url])
             assert "earlier state" in said and "Nothing was changed" in said, said
             assert run_snapshot(world.database, run_id) == before
+        assert carried_on == [run_id]
 
-        # The same person, the same button, for the step and version now shown: applied.
+        # The same person and button, for the step and version the message now shows: applied, and run.
+        setattr(sw.ctx.worker, "submit", submit)  # noqa: B010
         world.openai.faults.clear()
         fresh = ids.run_ref(run_id, "revoke_old", current).encode()
         sw.post(
@@ -357,7 +370,7 @@ FAULTS: dict[str, list[tuple[str, int, str | None]]] = {
 }
 DECISIONS = ("approve", "retry", "retry", "skip", "mark_done", "mark_done", "confirm", "abort")
 REASONS = st.one_of(
-    st.sampled_from(["", "   ", "done in the console", "deleted it by hand at 03:12"]),
+    st.sampled_from(["", "   ", "done in the console", "deleted it by hand at 03:12", "a\x00b", "\x00"]),
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40),
 )
 OPS = st.one_of(
@@ -376,7 +389,7 @@ SCENARIOS = st.fixed_dictionaries(
         "provider": st.sampled_from(["openai", "openai", "manual"]),
         "environment": st.sampled_from(["staging", "production"]),
         "fault": st.sampled_from(sorted(FAULTS)),
-        "ops": st.lists(OPS, min_size=1, max_size=30),
+        "ops": st.lists(OPS, min_size=1, max_size=20),
     }
 )
 HAPPY = {"provider": "openai", "environment": "staging", "fault": "none", "ops": [("execute",)]}
@@ -426,6 +439,14 @@ SKIPPED = {
     "fault": "none",
     "ops": [("execute",), ("skip", STARTER, "no console access", "current"), ("execute",), *BY_PEOPLE],
 }
+
+
+def fast_engine(world: World) -> Engine:
+    """The tests' engine, with retries a hundred times quicker (outages here are on purpose)."""
+    config = EngineConfig(
+        lease_ttl=timedelta(seconds=30), backoff_scale=5e-5, waits=WaitSettings(quiet_minutes=0)
+    )
+    return Engine(world.database, RUNBOOKS, world.toolkit(), config, policy=POLICY)
 
 
 def check_no_false_success(world: World, run_id: str, provider: str, old_secret: str) -> RunStatus:
@@ -519,7 +540,7 @@ def test_no_false_success_whatever_people_click(
     for path, status, method in FAULTS[scenario["fault"]]:
         world.openai.inject(path, status=status, times=None, method=method)
     run_id = start(world, key_id)
-    engine = world.engine()
+    engine = fast_engine(world)
     for op in [*scenario["ops"], ("execute",)]:
         if op[0] == "execute":
             engine.execute(run_id)
@@ -536,28 +557,25 @@ def test_no_false_success_whatever_people_click(
 # 3. Canaries in every free-text field
 # ---------------------------------------------------------------------------------------------------------
 
+FIELDS = (
+    "slack revoke reason",
+    "slack skip reason",
+    "slack mark-done note",
+    "slack abort reason",
+    "slack false-alarm reason",
+    "slack resolve reason",
+    "cli revoke reason",
+    "cli break-glass skip reason",
+    "cli abort and false-alarm reason",
+)
+
 
 def test_secrets_typed_into_free_text_never_leave_redacted(
     world: World, slack_standin: SlackStandin, log_stream: StringIO
 ) -> None:
-    canaries = {
-        field: new_canary()
-        for field in (
-            "slack revoke reason",
-            "slack skip reason",
-            "slack mark-done note",
-            "slack abort reason",
-            "slack false-alarm reason",
-            "slack resolve reason",
-            "cli revoke reason",
-            "cli mark-done note",
-            "cli break-glass skip reason",
-            "cli resolve reason",
-            "cli abort reason",
-        )
-    }
-    c = canaries
+    c = canaries = {field: new_canary() for field in FIELDS}
     world.openai.inject(r"/api_keys/", status=403, times=None, method="DELETE")  # revocation needs people
+    block, action = ids.INCIDENT_REASON_BLOCK, ids.INCIDENT_REASON_ACTION
     with serving(world, slack_standin) as sw:
         # Slack: revoke (reason), skip revoke_old (reason), mark verify_revoked done (note), resolve.
         a_key = world.add_key(unique_name("canary-a"), "staging")
@@ -566,7 +584,8 @@ def test_secrets_typed_into_free_text_never_leave_redacted(
         a_run = runs_of(world.database, a_key)[0]
         wait_for("revoke_old to fail", status_is(world.database, a_run, RunStatus.NEEDS_ATTENTION))
         ref = ids.run_ref(a_run, "revoke_old", run_of(world.database, a_run).version)
-        text = f"deleted by hand: {c['slack skip reason']}"
+        split = c["slack skip reason"][:60] + "\x00" + c["slack skip reason"][60:]  # a NUL hides nothing
+        text = f"deleted by hand: {split}"
         submitted(sw, modal(ids.SKIP_MODAL, ids.SKIP_REASON_BLOCK, ids.SKIP_REASON_ACTION, text, ref, OWNER))
         wait_for(
             "verify_revoked to fail",
@@ -576,10 +595,10 @@ def test_secrets_typed_into_free_text_never_leave_redacted(
         text = f"checked the console {c['slack mark-done note']}"
         submitted(sw, modal(ids.DONE_MODAL, ids.DONE_NOTE_BLOCK, ids.DONE_NOTE_ACTION, text, ref, OWNER))
         wait_for("exceptions", status_is(world.database, a_run, RunStatus.FINISHED_WITH_EXCEPTIONS))
-        a_incident = incident_of(world.database, a_run).id
-        ref = ids.ActionRef(kind="incident", id=str(a_incident), extra={"as": "resolve"})
+        incident = incident_of(world.database, a_run)
+        a_incident = incident.reference
+        ref = ids.ActionRef(kind="incident", id=str(incident.id), extra={"as": "resolve"})
         text = f"handled {c['slack resolve reason']}"
-        block, action = ids.INCIDENT_REASON_BLOCK, ids.INCIDENT_REASON_ACTION
         submitted(sw, modal(ids.INCIDENT_MODAL, block, action, text, ref, OWNER))
 
         # Slack: abort (reason), then call the incident a false alarm (reason).
@@ -597,68 +616,75 @@ def test_secrets_typed_into_free_text_never_leave_redacted(
         submitted(sw, modal(ids.INCIDENT_MODAL, block, action, text, ref, OWNER))
         assert key_status(world.database, b_key) is KeyStatus.ACTIVE
         time.sleep(0.5)  # follow-up work after the last ack (refreshing the incident's messages)
-    slack_http = [sw.outgoing_text(), json.dumps(sw.slack.response_posts)]
+    slack = sw.outgoing_text()
 
-    # The terminal: revoke (reason), mark done (note), skip with break-glass (reason), resolve (reason).
+    # The terminal: revoke (reason), skip with break-glass (reason), abort calling a false alarm (reason).
     c_name = unique_name("canary-c")
     c_key = world.add_key(c_name, "staging")
     results = [cli(world, "revoke", c_name, "--reason", f"found {c['cli revoke reason']}", "--yes")]
     assert results[-1].returncode == 3, results[-1].stderr
     c_run = runs_of(world.database, c_key)[0]
-    results.append(
-        cli(world, "runs", "done", c_run, "--note", f"by hand {c['cli mark-done note']}", admin=True)
-    )
-    assert results[-1].returncode == 3, results[-1].stderr
-    assert run_of(world.database, c_run).step("verify_revoked").status is StepStatus.NEEDS_ATTENTION
     glass = f"console is down {c['cli break-glass skip reason']}"
     results.append(cli(world, "runs", "skip", c_run, "--reason", glass, "--break-glass", admin=True))
     assert results[-1].returncode == 3, results[-1].stderr
-    assert run_of(world.database, c_run).status is RunStatus.FINISHED_WITH_EXCEPTIONS
+    assert run_of(world.database, c_run).step("revoke_old").status is StepStatus.SKIPPED
+    text = f"drill {c['cli abort and false-alarm reason']}"
+    results.append(
+        cli(world, "runs", "abort", c_run, "--reason", text, "--incident", "false-alarm", admin=True)
+    )
+    assert results[-1].returncode == 0, results[-1].stderr
+    assert key_status(world.database, c_key) is KeyStatus.ACTIVE
     c_incident = incident_of(world.database, c_run).reference
-    results.append(
-        cli(
-            world, "incidents", "resolve", c_incident, "--reason", f"ok {c['cli resolve reason']}", admin=True
-        )
-    )
-    assert results[-1].returncode == 0, results[-1].stderr
-    # ... and abort (reason, which also closes the incident as a false alarm).
-    d_key = world.add_key(unique_name("canary-d"), "staging")
-    d_run = start(world, d_key)
-    assert world.engine().execute(d_run) is RunStatus.NEEDS_ATTENTION
-    text = f"drill {c['cli abort reason']}"
-    results.append(
-        cli(world, "runs", "abort", d_run, "--reason", text, "--incident", "false-alarm", admin=True)
-    )
-    assert results[-1].returncode == 0, results[-1].stderr
-    assert key_status(world.database, d_key) is KeyStatus.ACTIVE
 
     shown = cli_many(
         world,
         ("runs", "show", a_run, "--events", "100"),
         ("runs", "show", c_run, "--events", "100"),
-        ("incidents", "show", f"INC-{a_incident:05d}", "--events", "200"),
+        ("incidents", "show", a_incident, "--events", "200"),
         ("incidents", "show", c_incident, "--events", "200"),
         ("runs", "list"),
-        ("incidents", "list", "--all"),
     )
     assert [r.returncode for r in shown] == [0] * len(shown), [r.stderr for r in shown]
     results += shown
 
-    # Every field was exercised: its redacted form was stored.
+    # Every field was exercised: its redacted form was stored, and shown.
     stored = dump(world.database)
     for field, canary in canaries.items():
         assert redacted(canary) in stored, f"{field} never reached the database"
-    assert redacted(c["slack skip reason"]) in shown[0].stdout  # runs show did print the reason
+    assert redacted(c["slack skip reason"]) in shown[0].stdout
+    assert redacted(c["slack resolve reason"]) in shown[2].stdout
+    assert redacted(c["cli abort and false-alarm reason"]) in shown[1].stdout + shown[3].stdout
 
-    # ... and the secret itself went nowhere.
+    # ... and the secrets themselves went nowhere.
     assert_no_leak("the database", stored, canaries)
     if world.database.engine.dialect.name == "sqlite":
         assert_no_leak("the SQLite file", raw_sqlite(world.database), canaries)
     for result in results:
-        assert_no_leak(f"`keybot {' '.join(result.args)}` output", result.stdout + result.stderr, canaries)
-    assert_no_leak("Slack", "\n".join(slack_http), canaries)
+        assert_no_leak(f"`keybot {' '.join(result.args)}`", result.stdout + result.stderr, canaries)
+    assert_no_leak("Slack", slack, canaries)
     assert_no_leak("the logs", log_stream.getvalue(), canaries)
-    assert redacted(c["slack revoke reason"]) in slack_http[0]  # the Slack side did show the reason
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bot/slack/handlers/views.py cuts modal text to 500 characters BEFORE the service redacts it, "
+    "so a secret straddling character 500 is stored as an unrecognisable prefix",
+)
+def test_a_secret_cut_by_the_length_limit_is_not_stored_in_part(
+    world: World, slack_standin: SlackStandin
+) -> None:
+    canary = new_canary()
+    key_id = world.add_key(unique_name("cut"), "staging")
+    run_id = start(world, key_id)
+    with serving(world, slack_standin) as sw:
+        text = "x" * 420 + " " + canary  # Slack's form allows 500 characters; a forged request more
+        ref = ids.ActionRef(kind="run", id=run_id)
+        submitted(
+            sw, modal(ids.ABORT_MODAL, ids.ABORT_REASON_BLOCK, ids.ABORT_REASON_ACTION, text, ref, STARTER)
+        )
+    assert run_of(world.database, run_id).status is RunStatus.ABORTED
+    assert_no_leak("the database", dump(world.database), {"an abort reason": canary})
 
 
 def runs_of(database: Database, key_id: int) -> list[str]:
@@ -680,9 +706,18 @@ def test_incident_lifecycle_from_the_cli(world: World) -> None:
     assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
     reference = incident_of(world.database, run_id).reference
 
-    in_flight = cli(world, "incidents", "resolve", reference, "--reason", "looks fine", admin=True)
+    in_flight, not_allowed = cli_many(
+        world,
+        ("incidents", "resolve", reference, "--reason", "looks fine", "--admin"),
+        ("incidents", "false-alarm", reference, "--reason", "it was a test key"),
+    )
     assert in_flight.returncode == 2
-    assert "still needs attention" in in_flight.stderr and f"keybot runs abort {run_id}" in in_flight.stderr
+    said = " ".join(in_flight.stderr.split())
+    assert "still needs attention" in said and f"keybot runs abort {run_id}" in said, said
+    assert not_allowed.returncode == 2
+    said = " ".join(not_allowed.stderr.split())
+    assert "You may not call a false alarm on" in said and "Nothing was changed" in said, said
+    assert "<@U0OWNER01>" in said and "<@U0BACKUP1>" in said, said
     assert not incident_of(world.database, run_id).status.closed
 
     aborted = cli(world, "runs", "abort", run_id, "--reason", MARKUP)
@@ -692,20 +727,14 @@ def test_incident_lifecycle_from_the_cli(world: World) -> None:
     assert incident_of(world.database, run_id).status is IncidentStatus.OPEN
 
     listed, shown = cli_many(world, ("incidents", "list"), ("runs", "show", run_id))
-    assert listed.returncode == 0 and reference in listed.stdout and "open" in listed.stdout
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(rf"{reference}\s.*\sopen\s", listed.stdout), listed.stdout
     assert shown.returncode == 0, shown.stderr
-    assert MARKUP in shown.stdout and "[link=http://evil]x[/link]" in shown.stdout
-
-    refused = cli(world, "incidents", "false-alarm", reference, "--reason", "it was a test key")
-    assert refused.returncode == 2
-    said = " ".join(refused.stderr.split())
-    assert "You may not call a false alarm on" in said and "Nothing was changed" in said
-    assert "<@U0OWNER01>" in said and "<@U0BACKUP1>" in said, said
-    assert key_status(world.database, key_id) is KeyStatus.COMPROMISED
+    assert MARKUP in shown.stdout, shown.stdout
 
     allowed = cli(world, "incidents", "false-alarm", reference, "--reason", "it was a test key", admin=True)
     assert allowed.returncode == 0, allowed.stderr
-    assert "status is active again" in allowed.stdout
+    assert "status is active again" in " ".join(allowed.stdout.split())
     assert key_status(world.database, key_id) is KeyStatus.ACTIVE
     assert incident_of(world.database, run_id).status is IncidentStatus.FALSE_ALARM
     with world.database.session() as session:
@@ -716,8 +745,9 @@ def test_incident_lifecycle_from_the_cli(world: World) -> None:
         assert closing.data["key_status_restored"] == {"from": "compromised", "to": "active"}
 
     again = cli(world, "incidents", "resolve", reference, "--reason", "again", admin=True)
-    assert again.returncode == 2 and "already false alarm" in again.stderr
+    assert again.returncode == 2 and "already false alarm" in " ".join(again.stderr.split())
     assert incident_of(world.database, run_id).status is IncidentStatus.FALSE_ALARM
+    assert key_status(world.database, key_id) is KeyStatus.ACTIVE
 
 
 def test_false_alarm_on_an_older_incident_keeps_the_key_compromised_while_a_newer_one_is_open(

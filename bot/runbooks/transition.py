@@ -118,6 +118,7 @@ def write_core(
     params = {
         "run_id": stamp.run_id,
         "worker": stamp.worker,
+        "new_wake_at": None,
         **{f"new_{name}": value for name, value in batch.run.items()},
         "new_owner": stamp.owner,
         "new_expiry": stamp.expiry,
