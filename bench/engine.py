@@ -7,6 +7,11 @@ every key has its own path. The bulk leak goes through `bot.runbooks.bulk.revoke
 `keybot bulk-revoke`: BENCH_BULK_PROCESSES worker processes (default: one per CPU) x BENCH_BULK_THREADS
 threads (8). Environment: BENCH_BULK_KEYS (1000; 0 skips the bulk leak), BENCH_ENGINE_RUNS (30 per mode),
 BENCH_SANDBOX_NAGLE=1 to keep the sandbox provider's Nagle stalls (see `_sandbox_without_nagle`).
+
+Outside latency is realistic: every OpenAI Admin call waits BENCH_OPENAI_LATENCY_MS (150) ±
+BENCH_OPENAI_JITTER_MS (30, normal) and every Vault call BENCH_VAULT_LATENCY_MS (5) before it is made, for
+the engine and the direct baseline alike. `cpu_ms` is the process CPU time of one engine run (this process
+only: the sandbox and OpenBao run elsewhere); `own_cpu_ms` subtracts the CPU of the same calls made directly.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import random
 import secrets
 import sys
 import threading
@@ -44,7 +50,7 @@ from bot.registry.importer import parse_yaml
 from bot.registry.models import Key
 from bot.registry.store import apply_import
 from bot.runbooks.bulk import BulkRequest, Outcome, revoke_many
-from bot.runbooks.context import Toolkit
+from bot.runbooks.context import Toolkit, WaitSettings
 from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
 from bot.runbooks.models import Run, RunStatus
@@ -53,15 +59,19 @@ from bot.sandbox import SandboxOpenAI, SandboxOpenBao, openai_server
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOK = "revoke-replace-audit-notify"
 MODES = ("emergency", "staged")
-RUNS = int(os.environ.get("BENCH_ENGINE_RUNS", "30"))
+RUNS = int(os.environ.get("BENCH_ENGINE_RUNS", "15"))
 BULK = int(os.environ.get("BENCH_BULK_KEYS", "1000"))
 BULK_PROCESSES = int(os.environ.get("BENCH_BULK_PROCESSES", str(os.cpu_count() or 2)))
-BULK_THREADS = int(os.environ.get("BENCH_BULK_THREADS", "8"))
+BULK_THREADS = int(os.environ.get("BENCH_BULK_THREADS", "32"))
+OPENAI_MS = float(os.environ.get("BENCH_OPENAI_LATENCY_MS", "150"))
+OPENAI_JITTER_MS = float(os.environ.get("BENCH_OPENAI_JITTER_MS", "30"))
+VAULT_MS = float(os.environ.get("BENCH_VAULT_LATENCY_MS", "5"))
 WARMUP = 2
 PROJECTS = 20  # keys spread over projects: the provider's mint lists every service account in the project
 ACTOR = "U0BENCH001"
 REASON = "benchmark: key pasted in a public gist"
-CONFIG = EngineConfig(backoff_scale=0.0)
+CONFIG = EngineConfig(backoff_scale=0.0, waits=WaitSettings(quiet_minutes=0.0))
+"""Staged runs go on once the old key's traffic is quiet (the sandbox's keys have none): one usage read."""
 EXPOSURE = timedelta(days=7)  # the actions' look-back; keys were last rotated long before it
 FINGERPRINT_KEY = b"bench-engine-fingerprint-key-0123456789abcdef"
 
@@ -146,7 +156,8 @@ class World:
     def toolkit(self) -> Toolkit:
         provider = OpenAIAdminProvider(SecretStr(self.openai.admin_key), self.openai.base_url, timeout=10.0)
         vault = hvac.Client(url=self.bao.addr, token=self.bao.token, timeout=10)
-        return Toolkit({"openai": provider}, VaultStore(vault), self.fingerprinter)
+        far, near = realistic(provider, VaultStore(vault))
+        return Toolkit({"openai": far}, near, self.fingerprinter)
 
     def seed(self, names: list[str]) -> list[Seeded]:
         out = []
@@ -192,6 +203,35 @@ class World:
 
     def stop(self) -> None:
         self.openai.stop()
+
+
+class Delayed:
+    """Adds realistic outside latency before every call: OpenAI is far away, Vault is near. A sleep frees
+    the GIL, as waiting on a socket does, so concurrent runs overlap their waits as in production."""
+
+    def __init__(self, inner: object, mean_ms: float, jitter_ms: float = 0.0) -> None:
+        self._inner = inner
+        self._mean = mean_ms / 1000
+        self._jitter = jitter_ms / 1000
+        self._random = random.Random(7)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def delayed(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(max(0.0, self._random.gauss(self._mean, self._jitter)))
+            return attr(*args, **kwargs)
+
+        return delayed
+
+
+def realistic(provider: KeyProvider, store: SecretStore) -> tuple[KeyProvider, SecretStore]:
+    return (
+        cast(KeyProvider, Delayed(provider, OPENAI_MS, OPENAI_JITTER_MS)),
+        cast(SecretStore, Delayed(store, VAULT_MS)),
+    )
 
 
 class Timed:
@@ -278,11 +318,14 @@ def direct(
         provider.usage(ref, start, end)
         provider.audit_events(ref, start, end)
 
+    def distribute() -> None:  # staged mode looks at the old key's traffic before revoking
+        provider.usage(ref, end, end)
+
     if mode == "staged":
         if provider.find(ref) is not None:
             provider.usage(ref, start, end)
         provider.audit_events(ref, start, end)
-        steps = [mint, verify_new, revoke, verify_revoked] + ([] if listed else [audit])
+        steps = [mint, distribute, verify_new, revoke, verify_revoked] + ([] if listed else [audit])
     else:
         steps = [revoke, verify_revoked, mint, verify_new, audit]
     for step in steps:
@@ -311,7 +354,9 @@ def counting_statements(database: Database) -> Iterator[Callable[[], int]]:
 def engine_run(database: Database, runbooks: dict[str, RunbookDefinition], engine: Engine, key_id: int,
                mode: str) -> tuple[str, RunStatus]:  # fmt: skip
     """What `keybot revoke` and `keybot bulk-revoke` do: open the run leased to the engine, execute it."""
-    opened = engine.start(key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON)
+    opened = engine.start(
+        key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON
+    )  # open policy
     return opened.state.id, engine.execute(opened)
 
 
@@ -319,7 +364,8 @@ def bench_engine(database_url: str, openai_url: str, admin_key: str, bao_addr: s
     """One worker thread's engine in a bulk worker process (picklable through functools.partial)."""
     provider = OpenAIAdminProvider(SecretStr(admin_key), openai_url, timeout=10.0)
     vault = hvac.Client(url=bao_addr, token=bao_token, timeout=10)
-    toolkit = Toolkit({"openai": provider}, VaultStore(vault), Fingerprinter(FINGERPRINT_KEY))
+    far, near = realistic(provider, VaultStore(vault))
+    toolkit = Toolkit({"openai": far}, near, Fingerprinter(FINGERPRINT_KEY))
     return Engine(_worker_database(database_url), load_runbooks(REPO / "runbooks"), toolkit, CONFIG)
 
 
@@ -418,6 +464,8 @@ def measure(
     ids = world.register(database, engine_keys)
     for m, mode in enumerate(MODES):
         samples: list[float] = []
+        cpu: list[float] = []
+        direct_cpu: list[float] = []
         statements: list[float] = []
         outside: list[float] = []
         calls: list[float] = []
@@ -426,14 +474,16 @@ def measure(
             n = m * (RUNS + WARMUP) + i
             key_id = ids[engine_keys[n].name]
             with counting_statements(database) as executed:
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 timed_provider.take(), timed_store.take()
                 check(engine_run(database, runbooks, engine, key_id, mode), failed)
                 ms = (time.perf_counter() - started) * 1000
+                cpu_ms = (time.process_time() - started_cpu) * 1000
             (p_ms, p_calls), (s_ms, s_calls) = timed_provider.take(), timed_store.take()
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             direct(provider, store, direct_keys[n], mode)
             d_ms = (time.perf_counter() - started) * 1000
+            d_cpu_ms = (time.process_time() - started_cpu) * 1000
             d_calls = timed_provider.take()[1] + timed_store.take()[1]
             started = time.perf_counter()
             direct(provider, store, listed_keys[n], mode, listed=True)
@@ -441,6 +491,8 @@ def measure(
             l_calls = timed_provider.take()[1] + timed_store.take()[1]
             if i >= WARMUP:
                 samples.append(ms)
+                cpu.append(cpu_ms)
+                direct_cpu.append(d_cpu_ms)
                 statements.append(executed())
                 outside.append(p_ms + s_ms)
                 calls.append(p_calls + s_calls)
@@ -455,6 +507,9 @@ def measure(
             "ms",
         )
         figure(f"engine.{mode}.{dialect}.outside_calls_per_run", percentile(calls, 50), "calls")
+        figure(f"engine.{mode}.{dialect}.cpu_ms.p50", percentile(cpu, 50), "ms")
+        own_cpu = [a - b for a, b in zip(cpu, direct_cpu, strict=True)]
+        figure(f"engine.{mode}.{dialect}.own_cpu_ms.p50", percentile(own_cpu, 50), "ms")
         figure(f"engine.{mode}.{dialect}.sql_statements_per_run", percentile(statements, 50), "statements")
         engine_p50[(dialect, mode)] = percentile(samples, 50)
         print(f"# {mode} on {dialect}: provider/Vault calls per run: engine {calls[-1]:.0f}, "
