@@ -354,9 +354,7 @@ def counting_statements(database: Database) -> Iterator[Callable[[], int]]:
 def engine_run(database: Database, runbooks: dict[str, RunbookDefinition], engine: Engine, key_id: int,
                mode: str) -> tuple[str, RunStatus]:  # fmt: skip
     """What `keybot revoke` and `keybot bulk-revoke` do: open the run leased to the engine, execute it."""
-    opened = engine.start(
-        key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON
-    )  # open policy
+    opened = engine.start(key_id=key_id, runbook=RUNBOOK, mode=mode, actor=ACTOR, reason=REASON)
     return opened.state.id, engine.execute(opened)
 
 

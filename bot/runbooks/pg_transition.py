@@ -11,6 +11,7 @@ data-modifying CTEs; it writes the same rows with one Core statement per table (
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,9 @@ from sqlalchemy import Connection
 
 from bot.runbooks.models import RunStatus
 from bot.runbooks.transition import Batch, Stamp
+
+ENABLED = os.environ.get("KEYBOT_PG_SINGLE_STATEMENT", "1") != "0"
+"""Measurement switch (bench): 0 writes PostgreSQL through the same Core statements as SQLite."""
 
 EVENTS_FROM_JSON = """
     INSERT INTO timeline_events (incident_id, seq, at, actor, kind, run_id, step, data, prev_hash, hash)

@@ -29,6 +29,7 @@ from bot.runbooks.decisions import (
 )
 from bot.runbooks.definitions import RunbookDefinition
 from bot.runbooks.opening import OpenedRun, RunPlan, open_with_core
+from bot.runbooks import pg_transition
 from bot.runbooks.pg_open import open_on_postgresql
 from bot.runbooks.refusals import KeyBusy, RunRefused
 
@@ -111,7 +112,7 @@ def open_run(
         lease_expires_at=now + lease[1] if lease else None,
         authorize=_authorizer(policy, definition, Actor(actor, request.get("in_revoker_group", False))),
     )
-    if database.engine.dialect.name == "postgresql":
+    if database.engine.dialect.name == "postgresql" and pg_transition.ENABLED:
         opened = open_on_postgresql(database.engine, plan)
         if opened is not None:
             return opened

@@ -53,7 +53,7 @@ class Writer:
         """Commit the batch; raises LeaseLost, or the database's error (nothing of the batch is kept)."""
         if self._conn is None:
             self._conn = self.engine.connect()
-            if self._conn.dialect.name == "postgresql":
+            if self._conn.dialect.name == "postgresql" and pg_transition.ENABLED:
                 self._conn = self._conn.execution_options(isolation_level="AUTOCOMMIT")
         self._write(self._conn, batch)
         if batch.announce and self.on_written is not None:
@@ -101,7 +101,8 @@ class Writer:
             expiry=None if batch.release else now + self.lease_ttl + timedelta(seconds=batch.hold_extra),
             now=now,
         )
-        write = pg_transition.write if conn.dialect.name == "postgresql" else write_core
+        single = conn.dialect.name == "postgresql" and pg_transition.ENABLED
+        write = pg_transition.write if single else write_core
         stored = write(conn, batch, stamp, events)
         if stored is None:
             raise LeaseLost(f"run {self.run_id} is no longer leased to this process")
