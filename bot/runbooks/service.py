@@ -15,6 +15,7 @@ from typing import NotRequired, TypedDict, Unpack
 from bot.access.policy import Actor, Decision, NotAllowed, Policy, Subject
 from bot.db.base import utcnow
 from bot.db.session import Database
+from bot.runbooks import pg_transition
 from bot.runbooks.context import KeyFacts
 from bot.runbooks.decisions import (
     Decided,
@@ -29,7 +30,6 @@ from bot.runbooks.decisions import (
 )
 from bot.runbooks.definitions import RunbookDefinition
 from bot.runbooks.opening import OpenedRun, RunPlan, open_with_core
-from bot.runbooks import pg_transition
 from bot.runbooks.pg_open import open_on_postgresql
 from bot.runbooks.refusals import KeyBusy, RunRefused
 
