@@ -371,7 +371,7 @@ FAULTS: dict[str, list[tuple[str, int, str | None]]] = {
 DECISIONS = ("approve", "retry", "retry", "skip", "mark_done", "mark_done", "confirm", "abort")
 REASONS = st.one_of(
     st.sampled_from(["", "   ", "done in the console", "deleted it by hand at 03:12", "a\x00b", "\x00"]),
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40),
+    st.text(st.characters(codec="utf-8"), max_size=40),
 )
 OPS = st.one_of(
     st.tuples(st.just("execute")),
@@ -550,6 +550,7 @@ def test_no_false_success_whatever_people_click(
             decide(world, run_id, name, op)
         check_no_false_success(world, run_id, scenario["provider"], old_secret)
     outcomes.append(check_no_false_success(world, run_id, scenario["provider"], old_secret))
+    print("OUTCOME", scenario["provider"], scenario["environment"], scenario["fault"], len(scenario["ops"]), outcomes[-1])
     world.openai.faults.clear()
 
 
