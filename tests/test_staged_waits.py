@@ -144,3 +144,40 @@ def test_after_the_deadline_the_on_call_decides_revoke_now(world: World) -> None
     distribute = only_run(world.database).step("distribute")
     assert distribute.output["revoke_now_by"] == "U0ONCALL1"
     assert "distribute.revoke_now" in kinds(world, run.id)
+
+
+def test_a_step_renamed_in_the_runbook_while_a_run_waits_sends_it_to_needs_attention(world: World) -> None:
+    from bot.runbooks.engine import Engine
+    from bot.scheduling.clock import Clock
+    from tests.world import RUNBOOKS
+
+    name = unique_name("renamed")
+    world.add_key(name, "staging", consumers=TWO)
+    assert revoke(world, name).returncode == 3
+    run = only_run(world.database)
+    assert run.status is RunStatus.WAITING
+    definition = RUNBOOKS["revoke-replace-audit-notify"]
+    steps = {("hand_out" if k == "distribute" else k): v for k, v in definition.steps.items()}
+    modes = {
+        m: [("hand_out" if s == "distribute" else s) for s in names] for m, names in definition.modes.items()
+    }
+    edited = {**RUNBOOKS, definition.name: definition.model_copy(update={"steps": steps, "modes": modes})}
+    engine = world.engine()
+    renamed = Engine(engine.database, edited, engine.toolkit, engine.config, policy=POLICY)
+
+    class EditedRuntime:  # what `keybot clock` holds after someone edited the YAML and restarted it
+        database = world.database
+
+        def engine(self) -> Engine:
+            return renamed
+
+    waits.confirm_redeployed(world.database, run.id, "api-a", "U0CONS0001", policy=POLICY)
+    waits.confirm_redeployed(world.database, run.id, "api-b", "U0CONS0002", policy=POLICY)
+    clock_ = Clock.__new__(Clock)
+    clock_.runtime = EditedRuntime()  # type: ignore[assignment]
+    for _ in range(3):  # the clock keeps running: no crash loop, nothing else happens
+        clock_.resume_stale_runs()
+    stuck = only_run(world.database)
+    assert stuck.status is RunStatus.NEEDS_ATTENTION
+    assert "no longer defined" in (stuck.attention or "") and "distribute" in (stuck.attention or "")
+    assert world.openai.authenticates(world.keys[name]["value"]), "nothing past the vanished step ran"

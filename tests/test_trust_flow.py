@@ -368,7 +368,13 @@ FAULTS: dict[str, list[tuple[str, int, str | None]]] = {
     "replacement rejected": [(r"^/models$", 401, None)],
     "mint refused": [(r"/service_accounts$", 403, "POST")],
 }
-DECISIONS = ("approve", "retry", "retry", "skip", "mark_done", "mark_done", "confirm", "abort")
+DECISIONS = ("approve", "retry", "skip", "mark_done", "confirm", "abort", "fitting0", "fitting1", "fitting2")
+FITTING = {  # what a person would click next, by the run's state
+    RunStatus.AWAITING_APPROVAL: ("approve",),
+    RunStatus.NEEDS_ATTENTION: ("retry", "mark_done", "skip"),
+    RunStatus.WAITING_MANUAL: ("mark_done", "skip"),
+    RunStatus.WAITING: ("confirm",),
+}
 REASONS = st.one_of(
     st.sampled_from(["", "   ", "done in the console", "deleted it by hand at 03:12", "a\x00b", "\x00"]),
     st.text(st.characters(codec="utf-8"), max_size=40),
@@ -480,9 +486,13 @@ def check_no_false_success(world: World, run_id: str, provider: str, old_secret:
         return run.status
 
 
-def decide(world: World, run_id: str, name: str, op: tuple[Any, ...]) -> None:
+def decide(world: World, run_id: str, name: str, op: tuple[Any, ...]) -> service.Decided | None:
+    """One person's decision, as Slack or the CLI would send it; None when refused."""
     decision, user, reason, binding = op
     run = run_of(world.database, run_id)
+    if decision.startswith("fitting"):
+        choices = FITTING.get(run.status, ("approve",))
+        decision = choices[int(decision[-1]) % len(choices)]
     current = next((s for s in run.steps if not s.status.done), None)
     seen: service.Seen | None = None
     if binding == "current":
@@ -494,19 +504,18 @@ def decide(world: World, run_id: str, name: str, op: tuple[Any, ...]) -> None:
     db = world.database
     try:
         if decision == "approve":
-            service.approve(db, run_id, user, policy=POLICY, seen=seen)
-        elif decision == "retry":
-            service.retry_step(db, run_id, user, policy=POLICY, seen=seen)
-        elif decision == "skip":
-            service.skip_step(db, run_id, user, reason, policy=POLICY, seen=seen)
-        elif decision == "mark_done":
-            service.mark_done(db, run_id, user, reason, policy=POLICY, seen=seen)
-        elif decision == "confirm":
-            waits.confirm_redeployed(db, run_id, f"api-{name}", user, policy=POLICY)
-        else:
-            service.abort(db, run_id, user, reason, policy=POLICY)
+            return service.approve(db, run_id, user, policy=POLICY, seen=seen)
+        if decision == "retry":
+            return service.retry_step(db, run_id, user, policy=POLICY, seen=seen)
+        if decision == "skip":
+            return service.skip_step(db, run_id, user, reason, policy=POLICY, seen=seen)
+        if decision == "mark_done":
+            return service.mark_done(db, run_id, user, reason, policy=POLICY, seen=seen)
+        if decision == "confirm":
+            return waits.confirm_redeployed(db, run_id, f"api-{name}", user, policy=POLICY)
+        return service.abort(db, run_id, user, reason, policy=POLICY)
     except service.RunRefused:
-        pass
+        return None
 
 
 @pytest.fixture
@@ -546,11 +555,19 @@ def test_no_false_success_whatever_people_click(
             engine.execute(run_id)
         elif op[0] == "heal":
             world.openai.faults.clear()
-        else:
-            decide(world, run_id, name, op)
+        elif (decided := decide(world, run_id, name, op)) is not None and decided.proceed:
+            check_no_false_success(world, run_id, scenario["provider"], old_secret)
+            engine.execute(run_id)  # what Slack and the CLI do after a decision that carries the run on
         check_no_false_success(world, run_id, scenario["provider"], old_secret)
     outcomes.append(check_no_false_success(world, run_id, scenario["provider"], old_secret))
-    print("OUTCOME", scenario["provider"], scenario["environment"], scenario["fault"], len(scenario["ops"]), outcomes[-1])
+    print(
+        "OUTCOME",
+        scenario["provider"],
+        scenario["environment"],
+        scenario["fault"],
+        len(scenario["ops"]),
+        outcomes[-1],
+    )
     world.openai.faults.clear()
 
 
