@@ -14,6 +14,7 @@ from typing import NotRequired, TypedDict, Unpack
 
 from bot.access.policy import Actor, Decision, NotAllowed, Policy, Subject
 from bot.db.base import utcnow
+from bot.db.busy import retry_when_locked
 from bot.db.session import Database
 from bot.runbooks import pg_transition
 from bot.runbooks.context import KeyFacts
@@ -116,4 +117,4 @@ def open_run(
         opened = open_on_postgresql(database.engine, plan)
         if opened is not None:
             return opened
-    return open_with_core(database.engine, plan)  # also where a taken lock is looked at
+    return retry_when_locked(lambda: open_with_core(database.engine, plan))  # also where a taken lock is seen

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.base import utcnow
+from bot.db.busy import retry_when_locked
 from bot.incidents import chain
 from bot.incidents.chain import Head
 from bot.log import get_logger
@@ -55,7 +56,8 @@ class Writer:
             self._conn = self.engine.connect()
             if self._conn.dialect.name == "postgresql" and pg_transition.ENABLED:
                 self._conn = self._conn.execution_options(isolation_level="AUTOCOMMIT")
-        self._write(self._conn, batch)
+        conn = self._conn
+        retry_when_locked(lambda: self._write(conn, batch))
         if batch.announce and self.on_written is not None:
             try:
                 self.on_written()
