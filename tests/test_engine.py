@@ -151,7 +151,7 @@ def test_persistent_outage_needs_attention_then_retry_resumes(world: World) -> N
     assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
     run = run_of(world, run_id)
     assert run.step("revoke_old").status is StepStatus.NEEDS_ATTENTION
-    assert "gave up after retries" in (run.attention or "")
+    assert "gave up after 7 attempt(s)" in (run.attention or "")
     world.openai.faults.clear()
     service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
@@ -293,3 +293,17 @@ def test_sealed_vault_during_mint_then_unsealed(
     service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
     assert not world.openai.authenticates(world.keys[name]["value"])
+
+
+def test_rotating_a_production_key_needs_the_same_second_person(world: World) -> None:
+    key_id = world.add_key(unique_name(), "production")
+    run_id = start(world, key_id, runbook="rotate")
+    engine = world.engine()
+    assert engine.execute(run_id) is RunStatus.AWAITING_APPROVAL
+    assert run_of(world, run_id).step("revoke_old").status is StepStatus.AWAITING_APPROVAL
+    with pytest.raises(service.RunRefused, match=r"(?i)two-person rule"):
+        service.approve(world.database, run_id, "U0ONCALL1", policy=POLICY)
+    with pytest.raises(service.NotAllowed):
+        service.approve(world.database, run_id, "U0OUTSID1", policy=POLICY)
+    service.approve(world.database, run_id, "U0OWNER01", policy=POLICY)
+    assert engine.execute(run_id) is RunStatus.SUCCEEDED
