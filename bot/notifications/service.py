@@ -36,6 +36,13 @@ class Sender(Protocol):
     def send(self, notification: Notification) -> None: ...
 
 
+OUTBOX_COLUMNS = (
+    "dedupe_key", "incident_id", "run_id", "kind", "recipient", "subject", "body", "facts", "status",
+    "attempts", "created_at", "next_attempt_at",
+)  # fmt: skip
+"""The columns an outbox row sets (the rest keep their defaults); PostgreSQL's statements use the same."""
+
+
 def outbox_rows(
     messages: Iterable[Message], *, dedupe_prefix: str, incident_id: int | None, run_id: str | None
 ) -> list[dict[str, Any]]:

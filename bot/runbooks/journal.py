@@ -26,20 +26,8 @@ from bot.incidents.models import IncidentStatus
 from bot.notifications.service import Message, outbox_rows
 from bot.runbooks import guarantees
 from bot.runbooks.models import RunStatus, StepStatus
-from bot.runbooks.transition import INCIDENTS, RUNS, STEPS, Batch, IncidentChange, KeyRotated
+from bot.runbooks.transition import INCIDENTS, RUNS, STEP_FIELDS, STEPS, Batch, IncidentChange, KeyRotated
 from bot.runbooks.writer import LeaseLost, Writer
-
-STEP_FIELDS = (
-    "status",
-    "attempts",
-    "started_at",
-    "finished_at",
-    "last_error",
-    "skip_reason",
-    "approved_by",
-    "done_by",
-    "output",
-)
 
 
 @dataclass

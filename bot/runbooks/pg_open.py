@@ -18,13 +18,17 @@ from bot.incidents.chain import GENESIS, Head
 from bot.incidents.models import IncidentStatus
 from bot.runbooks.context import KEY_FACTS, KeyFacts
 from bot.runbooks.models import RunStatus, StepStatus
-from bot.runbooks.opening import OpenedRun, RunPlan
+from bot.runbooks.opening import STEPS, OpenedRun, RunPlan
+from bot.runbooks.pg_columns import recordset
 from bot.runbooks.pg_transition import EVENTS_FROM_JSON, dumps
 from bot.runbooks.refusals import RunRefused
 
 NEXT_INCIDENT_ID = select(func.nextval(func.pg_get_serial_sequence("incidents", "id"))).scalar_subquery()
 """Uncorrelated, so PostgreSQL evaluates it once per query (an InitPlan), whatever the number of rows."""
 KEY_FACTS_AND_INCIDENT_ID = KEY_FACTS.add_columns(NEXT_INCIDENT_ID.label("next_incident_id"))
+
+OPENED_STEPS = recordset(STEPS, ("position", "name", "action", "title"))
+"""The step columns an opening writes from its plan (the rest are the step's initial state)."""
 
 STATEMENT = """
 WITH lock AS (
@@ -50,8 +54,7 @@ run AS (
 steps AS (
     INSERT INTO run_steps (run_id, position, name, action, title, status, attempts, output)
     SELECT %(run_id)s, s.position, s.name, s.action, s.title, %(pending)s, 0, CAST('{}' AS json)
-    FROM json_to_recordset(CAST(%(steps)s AS json))
-        AS s(position integer, name varchar, action varchar, title varchar)
+    FROM json_to_recordset(CAST(%(steps)s AS json)) AS s({OPENED_STEPS})
     WHERE EXISTS (SELECT FROM lock)
     RETURNING id, position
 ),
@@ -63,7 +66,7 @@ events AS (
     WHERE EXISTS (SELECT FROM lock)
 )
 SELECT id FROM steps ORDER BY position
-""".replace("{events}", EVENTS_FROM_JSON)
+""".replace("{events}", EVENTS_FROM_JSON).replace("{OPENED_STEPS}", OPENED_STEPS)
 
 
 def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:

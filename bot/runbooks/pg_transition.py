@@ -18,22 +18,38 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from bot.incidents.chain import EVENTS
+from bot.notifications.service import NOTIFICATIONS, OUTBOX_COLUMNS
 from bot.runbooks.models import RunStatus
-from bot.runbooks.transition import Batch, Stamp
+from bot.runbooks.pg_columns import assignments, names, recordset
+from bot.runbooks.transition import KEYS, STEP_FIELDS, STEPS, Batch, Stamp
 
 ENABLED = os.environ.get("KEYBOT_PG_SINGLE_STATEMENT", "1") != "0"
 """Measurement switch (bench): 0 writes PostgreSQL through the same Core statements as SQLite."""
 
-EVENTS_FROM_JSON = """
-    INSERT INTO timeline_events (incident_id, seq, at, actor, kind, run_id, step, data, prev_hash, hash)
-    SELECT e.incident_id, e.seq, e.at, e.actor, e.kind, e.run_id, e.step, e.data, e.prev_hash, e.hash
-    FROM json_to_recordset(CAST(%(events)s AS json)) AS e(
-        incident_id integer, seq integer, at timestamptz, actor varchar, kind varchar, run_id varchar,
-        step varchar, data json, prev_hash varchar, hash varchar
-    )"""
+EVENT_COLUMNS = tuple(c.name for c in EVENTS.c if c.name != "id")
+"""Every timeline column but the id: what `chain.chained_rows` produces for each event."""
+
+EVENTS_FROM_JSON = f"""
+    INSERT INTO timeline_events ({names(EVENT_COLUMNS)})
+    SELECT {names(EVENT_COLUMNS, "e.")}
+    FROM json_to_recordset(CAST(%(events)s AS json)) AS e({recordset(EVENTS, EVENT_COLUMNS)})"""  # noqa: S608
 """Timeline rows (chain.chained_rows) from the JSON array parameter `events`, for a CTE of a statement."""
 
-STATEMENT = """
+ROTATED_COLUMNS = {
+    "provider_key_id": "provider_key_id",
+    "fingerprint": "fingerprint",
+    "rotated_at": "last_rotated_at",
+    "vault_path": "vault_path",
+    "secret_family": "secret_family",
+    "secret_last4": "secret_last4",
+    "status": "status",
+}
+"""KeyRotated's fields and the registry columns they set."""
+
+ROTATED_RECORDSET = recordset(KEYS, list(ROTATED_COLUMNS), ROTATED_COLUMNS)
+
+STATEMENT = f"""
 WITH run AS (
     UPDATE runs SET
         status = CASE WHEN runs.status = %(aborted)s THEN runs.status ELSE %(status)s END,
@@ -50,30 +66,18 @@ WITH run AS (
     RETURNING runs.status
 ),
 steps AS (
-    UPDATE run_steps SET
-        status = s.status, attempts = s.attempts, started_at = s.started_at, finished_at = s.finished_at,
-        last_error = s.last_error, skip_reason = s.skip_reason, approved_by = s.approved_by,
-        done_by = s.done_by, output = s.output
-    FROM json_to_recordset(CAST(%(steps)s AS json)) AS s(
-        step_id integer, status varchar, attempts integer, started_at timestamptz, finished_at timestamptz,
-        last_error text, skip_reason text, approved_by varchar, done_by varchar, output json
-    )
+    UPDATE run_steps SET {assignments(STEP_FIELDS, "s")}
+    FROM json_to_recordset(CAST(%(steps)s AS json)) AS s(step_id integer, {recordset(STEPS, STEP_FIELDS)})
     WHERE run_steps.id = s.step_id AND run_steps.run_id = %(run_id)s AND EXISTS (SELECT FROM run)
 ),
 events AS (
-    {events}
+    {EVENTS_FROM_JSON}
     WHERE EXISTS (SELECT FROM run)
 ),
 outbox AS (
-    INSERT INTO notifications (dedupe_key, incident_id, run_id, kind, recipient, subject, body, facts, status,
-                               attempts, created_at, next_attempt_at)
-    SELECT n.dedupe_key, n.incident_id, n.run_id, n.kind, n.recipient, n.subject, n.body, n.facts, n.status,
-           n.attempts, n.created_at, n.next_attempt_at
-    FROM json_to_recordset(CAST(%(notifications)s AS json)) AS n(
-        dedupe_key varchar, incident_id integer, run_id varchar, kind varchar, recipient varchar,
-        subject varchar, body text, facts json, status varchar, attempts integer, created_at timestamptz,
-        next_attempt_at timestamptz
-    )
+    INSERT INTO notifications ({names(OUTBOX_COLUMNS)})
+    SELECT {names(OUTBOX_COLUMNS, "n.")}
+    FROM json_to_recordset(CAST(%(notifications)s AS json)) AS n({recordset(NOTIFICATIONS, OUTBOX_COLUMNS)})
     WHERE EXISTS (SELECT FROM run)
     ON CONFLICT (dedupe_key) DO NOTHING
 ),
@@ -97,14 +101,11 @@ rotated AS (
         status = k.status, vault_path = k.vault_path,
         secret_family = coalesce(k.secret_family, keys.secret_family),
         secret_last4 = coalesce(k.secret_last4, keys.secret_last4)
-    FROM json_to_recordset(CAST(%(key_rotated)s AS json)) AS k(
-        provider_key_id varchar, fingerprint varchar, rotated_at timestamptz, vault_path varchar,
-        secret_family varchar, secret_last4 varchar, status varchar
-    )
+    FROM json_to_recordset(CAST(%(key_rotated)s AS json)) AS k({ROTATED_RECORDSET})
     WHERE keys.id = %(key_id)s AND EXISTS (SELECT FROM run)
 )
 SELECT status FROM run
-""".replace("{events}", EVENTS_FROM_JSON)
+"""  # noqa: S608 (names come from the models; every value is a bound parameter)
 
 
 def _json_value(value: object) -> str:

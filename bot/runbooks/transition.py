@@ -26,6 +26,18 @@ INCIDENTS = cast(Table, Incident.__table__)
 LOCKS = cast(Table, KeyLock.__table__)
 KEYS = cast(Table, Key.__table__)
 
+STEP_FIELDS = (  # what a transition writes of a step (journal.StepState)
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "last_error",
+    "skip_reason",
+    "approved_by",
+    "done_by",
+    "output",
+)
+
 
 @dataclass(frozen=True)
 class IncidentChange:
