@@ -107,7 +107,7 @@ def mint(ctx: StepContext) -> Result:
     _snapshot_leaked_version(ctx)  # emergency mode revoked first and reads Vault only now
     existing = ctx.store.find_run_version(ctx.key.vault_path, ctx.run_id)
     if existing is not None:
-        ctx.state.update(new_version=existing.version, new_key_id=existing.key_id)
+        ctx.state["new_version"], ctx.state["new_key_id"] = existing.version, existing.key_id
         return {"reused_vault_version": existing.version, "new_key_id": existing.key_id}
     path = ctx.key.vault_path
     provider = _provider(
@@ -127,13 +127,11 @@ def mint(ctx: StepContext) -> Result:
         stored = ctx.store.write_pending(path, minted.value, key_id=minted.key_id, run_id=ctx.run_id)
         outcome["version"] = stored.version
     secret = minted.value.get_secret_value()
-    ctx.state.update(
-        new_version=stored.version,
-        new_key_id=minted.key_id,
-        new_owner_id=minted.owner_id,
-        new_fingerprint=ctx.toolkit.fingerprinter.fingerprint(secret),
-        new_redacted=minted.redacted or redacted_form(secret),
-    )
+    ctx.state["new_version"] = stored.version
+    ctx.state["new_key_id"] = minted.key_id
+    ctx.state["new_owner_id"] = minted.owner_id
+    ctx.state["new_fingerprint"] = ctx.toolkit.fingerprinter.fingerprint(secret)
+    ctx.state["new_redacted"] = minted.redacted or redacted_form(secret)
     return {"new_key_id": minted.key_id, "vault_version": stored.version}
 
 
@@ -318,14 +316,15 @@ def _mark_incident_contained(ctx: StepContext) -> None:
 
 def _update_registry(ctx: StepContext) -> None:
     """The registry row now describes the replacement; the leaked secret's fingerprint is retired."""
-    if ctx.state.get("new_key_id") is None:
+    new_key_id = ctx.state.get("new_key_id")
+    if new_key_id is None:
         return
     family = last4 = None
     redacted = ctx.state.get("new_redacted")
     if redacted and "..." in redacted:
         family, last4 = redacted.split("...", 1)[0], redacted[-4:]
     rotated = KeyRotated(
-        provider_key_id=ctx.state["new_key_id"],
+        provider_key_id=new_key_id,
         fingerprint=ctx.state.get("new_fingerprint"),
         rotated_at=utcnow(),
         vault_path=ctx.key.vault_path,

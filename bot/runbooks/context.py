@@ -16,6 +16,7 @@ from bot.registry.models import Consumer, Key, KeyOwner, OwnerRole, Team, redact
 from bot.runbooks import failpoints
 from bot.runbooks.journal import Journal
 from bot.runbooks.models import RunStatus
+from bot.runbooks.run_context import RunContext
 from bot.secrets import redact
 
 DEFAULT_VAULT_PREFIX = "secret/keybot"
@@ -167,7 +168,7 @@ class StepContext:
     actor: str
     drill: bool
     key: KeyFacts
-    state: dict[str, Any]
+    state: RunContext
     completed: dict[str, str] = field(default_factory=dict)  # action -> step status, for invariant checks
     waits: WaitSettings = field(default_factory=WaitSettings)
 

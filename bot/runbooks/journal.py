@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +26,7 @@ from bot.incidents.models import IncidentStatus
 from bot.notifications.service import Message, outbox_rows
 from bot.runbooks import guarantees
 from bot.runbooks.models import RunStatus, StepStatus
+from bot.runbooks.run_context import RunContext
 from bot.runbooks.transition import INCIDENTS, RUNS, STEP_FIELDS, STEPS, Batch, IncidentChange, KeyRotated
 from bot.runbooks.writer import LeaseLost, Writer
 
@@ -67,7 +68,7 @@ class RunState:
     initiated_by: str
     drill: bool
     attention: str | None
-    context: dict[str, Any]
+    context: RunContext
     finished_at: datetime | None
     steps: list[StepState]
     wake_at: datetime | None = None
@@ -95,7 +96,7 @@ def load(session: Session, run_id: str) -> RunState | None:
         initiated_by=row["initiated_by"],
         drill=row["drill"],
         attention=row["attention"],
-        context=dict(row["context"] or {}),
+        context=cast(RunContext, dict(row["context"] or {})),
         finished_at=row["finished_at"],
         wake_at=row["wake_at"],
         steps=[

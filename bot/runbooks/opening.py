@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 
@@ -22,6 +22,7 @@ from bot.runbooks.definitions import StepDefinition
 from bot.runbooks.journal import RunState, StepState
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep
 from bot.runbooks.refusals import KeyBusy, RunRefused
+from bot.runbooks.run_context import RunContext
 
 KEYS = cast(Table, Key.__table__)
 INCIDENTS = cast(Table, Incident.__table__)
@@ -65,7 +66,7 @@ class RunPlan:
             self.authorize(key)
 
     @property
-    def context(self) -> dict[str, Any]:
+    def context(self) -> RunContext:
         return {"reason": self.reason, "contain": self.contain}
 
     @property
