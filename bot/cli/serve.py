@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from sqlalchemy import func, select
 
+from bot.access.policy import Policy, Roster
 from bot.cli.context import err, out, runtime
 from bot.registry.importer import parse_file
 from bot.registry.models import Key
@@ -54,7 +55,8 @@ def run_command() -> None:
 
         from bot.slack.app import slack_app_from_runtime
 
-        app, _ctx = slack_app_from_runtime(rt)
+        app, ctx = slack_app_from_runtime(rt)
+        ctx.worker.wake_waiting(settings.clock_tick_seconds)  # one process, no separate `keybot clock`
         out.print("keybot connected through Socket Mode")
         SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
         return
@@ -90,6 +92,12 @@ def _run_shell() -> None:
             "no OPENAI_ADMIN_KEY or VAULT_ADDR: using the local sandbox (fake provider + OpenBao dev server)"
         )
         rt.use_sandbox()
+        if not settings.admins and not settings.revokers and not settings.revoker_group:
+            rt.policy = Policy(Roster(revokers=frozenset(SANDBOX_ON_CALLS)))
+            err.print(
+                "sandbox: you (U0SHELL01) and U0BOB00001 are on the revokers list; type `as U0BOB00001` "
+                "to approve as the second on-call"
+            )
         if loaded:
             with rt.database.session() as session:
                 rt.sandbox.seed_examples(session)
@@ -104,12 +112,18 @@ def _run_shell() -> None:
         app = build_app(ctx, signing_secret)
         manifest = Path("slack-manifest.yaml")
         commands = commands_from_manifest(str(manifest)) if manifest.exists() else []
+        waker = ctx.worker.wake_waiting(min(settings.clock_tick_seconds, 5.0))  # no separate clock here
         try:
             ShellChat(app, emulator, signing_secret=signing_secret, commands=commands, settle=1.0).run()
         finally:
+            waker.set()
             ctx.worker.shutdown()
             if rt.sandbox_started:
                 rt.sandbox.stop()
+
+
+SANDBOX_ON_CALLS = ("U0SHELL01", "U0BOB00001")
+"""In the zero-configuration sandbox, the shell user and the second on-call the help suggests may act."""
 
 
 def clock_command() -> None:

@@ -6,6 +6,7 @@ ends; a failed delivery stays queued and never blocks the run.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ from bot.log import get_logger
 from bot.notifications.service import deliver_pending
 from bot.runbooks.engine import RunBusy
 from bot.runbooks.models import RunStatus
+from bot.runbooks.waits import wake_due
 from bot.runtime import Runtime
 from bot.slack.delivery import SlackSender
 from bot.slack.progress import ProgressPublisher
@@ -54,6 +56,22 @@ class RunWorker:
             deliver_pending(self.runtime.database, self.sender)
         except Exception:
             log.exception("notification delivery pass failed")
+
+    def wake_waiting(self, every_seconds: float) -> threading.Event:
+        """For a single process without `keybot clock` (`keybot run`): hand runs whose durable wait is over
+        back to this pool every `every_seconds`. Set the returned event to stop."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_seconds):
+                try:
+                    for run_id in wake_due(self.runtime.database):
+                        self.submit(run_id)
+                except Exception:
+                    log.exception("waking waiting runs failed")
+
+        threading.Thread(target=loop, name="keybot-waker", daemon=True).start()
+        return stop
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
