@@ -275,3 +275,46 @@ def test_a_batch_without_the_lease_writes_nothing(world: World) -> None:
     writer.close()
     assert run_of(world, run_id).lease_owner == "elsewhere:1:thief"
     assert not any(parts_written(world, state).values()), parts_written(world, state)
+
+
+class SlowFind:
+    """The provider's first `find` takes `seconds`: an outside call longer than the run's lease."""
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self._inner, self._seconds, self.slow_calls = inner, seconds, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        if self.slow_calls == 0:
+            self.slow_calls += 1
+            time.sleep(self._seconds)
+        return self._inner.find(*args, **kwargs)
+
+
+def test_a_heartbeat_keeps_the_lease_through_a_call_longer_than_the_lease(world: World) -> None:
+    import threading
+
+    from bot.runbooks.engine import Engine, EngineConfig
+
+    key_id = world.add_key(unique_name("beat"), "staging")
+    run_id = start(world, key_id)
+    plain = world.toolkit()
+    slow = SlowFind(plain.providers["openai"], seconds=3.0)
+    toolkit = Toolkit({"openai": slow}, plain.store, plain.fingerprinter)  # type: ignore[dict-item]
+    base = world.engine()
+    config = EngineConfig(lease_ttl=timedelta(seconds=1.2), backoff_scale=0.005, waits=base.config.waits)
+    engine = Engine(world.database, base.runbooks, toolkit, config, policy=POLICY)
+    outcome: list[RunStatus] = []
+    runner = threading.Thread(target=lambda: outcome.append(engine.execute(run_id)))
+    runner.start()
+    time.sleep(2.2)  # inside the slow call, well past the 1.2 s lease
+    with world.database.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None and run.lease_owner == engine.worker
+        assert run.lease_expires_at is not None and run.lease_expires_at > utcnow()
+    with pytest.raises(RunBusy):
+        world.engine().execute(run_id)
+    runner.join(timeout=60)
+    assert outcome == [RunStatus.SUCCEEDED]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Unpack
@@ -147,6 +148,16 @@ class Engine:
                 return True
             finished_step = self._attempt(book, work)
 
+    def _heartbeat(self, run_id: str) -> Callable[[], AbstractContextManager[object]]:
+        """Around each outside call: renew the lease every third of its lifetime while the call lasts."""
+        every = self.config.lease_ttl.total_seconds() / 3
+        database, worker, ttl = self.database, self.worker, self.config.lease_ttl
+
+        def beat() -> None:
+            lease.extend(database.engine, run_id, worker, ttl)
+
+        return lambda: lease.HEARTBEATS.during(every, beat)
+
     def _changed(self, run_id: str) -> None:
         if self.on_change is not None:
             try:
@@ -198,7 +209,7 @@ class Engine:
                 book.changed(step)
                 return None
             toolkit = self.drill_toolkit()
-        toolkit = guarded(toolkit, lambda: book.flush(older_than=STALE_SECONDS))
+        toolkit = guarded(toolkit, lambda: book.flush(older_than=STALE_SECONDS), self._heartbeat(run.id))
         first_attempt = step.attempts == 0
         step.status = StepStatus.RUNNING
         step.attempts += 1

@@ -10,17 +10,21 @@ these wrappers write the record only when it has waited `STALE_SECONDS`, which k
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from bot.providers.base import KeyProvider, SecretStore
 from bot.runbooks.context import Toolkit
 
+Beat = Callable[[], AbstractContextManager[object]]
+"""Entered around every outside call: keeps the run's lease alive while the call takes long."""
+
 
 class FlushFirst:
-    """A provider or secret store whose every method first calls `flush`."""
+    """A provider or secret store whose every method first calls `flush`, and runs under `beat`."""
 
-    def __init__(self, inner: object, flush: Callable[[], object]) -> None:
-        self._inner, self._flush = inner, flush
+    def __init__(self, inner: object, flush: Callable[[], object], beat: Beat | None = None) -> None:
+        self._inner, self._flush, self._beat = inner, flush, beat
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
@@ -29,7 +33,10 @@ class FlushFirst:
 
         def flushed(*args: Any, **kwargs: Any) -> Any:
             self._flush()
-            return attr(*args, **kwargs)
+            if self._beat is None:
+                return attr(*args, **kwargs)
+            with self._beat():
+                return attr(*args, **kwargs)
 
         return flushed
 
@@ -37,7 +44,7 @@ class FlushFirst:
 STALE_SECONDS = 1.0
 
 
-def guarded(toolkit: Toolkit, flush: Callable[[], object]) -> Toolkit:
-    providers = {name: cast(KeyProvider, FlushFirst(p, flush)) for name, p in toolkit.providers.items()}
-    store = cast(SecretStore, FlushFirst(toolkit.store, flush)) if toolkit.store is not None else None
+def guarded(toolkit: Toolkit, flush: Callable[[], object], beat: Beat | None = None) -> Toolkit:
+    providers = {name: cast(KeyProvider, FlushFirst(p, flush, beat)) for name, p in toolkit.providers.items()}
+    store = cast(SecretStore, FlushFirst(toolkit.store, flush, beat)) if toolkit.store is not None else None
     return Toolkit(providers, store, toolkit.fingerprinter)

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.base import utcnow
+from bot.log import get_logger
 from bot.runbooks.models import Run
+
+log = get_logger(__name__)
 
 HOST = socket.gethostname()
 
@@ -63,6 +71,60 @@ def claim(session: Session, run_id: str, worker: str, ttl: timedelta) -> bool:
         )
         return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
     return False
+
+
+def extend(engine: Engine, run_id: str, worker: str, ttl: timedelta) -> bool:
+    """Renew a lease this worker still holds (a heartbeat during a long outside call)."""
+    with engine.begin() as conn:
+        renewed = conn.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.lease_owner == worker)
+            .values(lease_expires_at=utcnow() + ttl)
+        )
+    return bool(renewed.rowcount == 1)
+
+
+class Heartbeats:
+    """One thread per process renews the leases of runs whose outside call is taking long, so a slow
+    provider never lets another process take a run over mid-call. Registering a call costs a dict entry;
+    nothing happens for calls shorter than their interval."""
+
+    def __init__(self, tick: float = 0.25) -> None:
+        self._tick = tick
+        self._calls: dict[int, list[Any]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def during(self, every: float, beat: Callable[[], object]) -> Iterator[None]:
+        token = id(beat) ^ threading.get_ident()
+        with self._lock:
+            self._calls[token] = [time.monotonic() + every, every, beat]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="keybot-heartbeat", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._calls.pop(token, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self._tick)
+            now = time.monotonic()
+            with self._lock:
+                due = [entry for entry in self._calls.values() if entry[0] <= now]
+                for entry in due:
+                    entry[0] = now + entry[1]
+            for _, _, beat in due:
+                try:
+                    beat()
+                except Exception:
+                    log.exception("lease heartbeat failed")
+
+
+HEARTBEATS = Heartbeats()
 
 
 def release(session: Session, run_id: str, worker: str) -> None:
