@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.sandbox.drill import Sandbox
 
 
+DURABLE_RETRY_AFTER_SECONDS = 5.0
 DB_MAX_OVERFLOW = 40
 """Every run being executed holds a connection for its writer (Slack worker threads, bulk revokes), on top
 of the short sessions of Slack handlers; the pool's default overflow of 10 would make them queue."""
@@ -108,8 +109,11 @@ class Runtime:
         )
         return Policy(roster)
 
-    def engine(self) -> Engine:
+    def engine(self, *, durable_retries: bool = False) -> Engine:
+        """`durable_retries` for processes a clock stands behind (the Slack worker, the clock itself): long
+        retry backoffs then park the run instead of holding a thread and the lease."""
         config = EngineConfig(
+            durable_retry_after=DURABLE_RETRY_AFTER_SECONDS if durable_retries else None,
             lease_ttl=timedelta(seconds=self.settings.run_lease_seconds),
             backoff_scale=self.settings.backoff_scale,
             waits=WaitSettings(

@@ -148,3 +148,33 @@ def test_a_stalled_vault_does_not_delay_an_emergency_revocation(world: World) ->
         os.kill(bao.pid, signal.SIGCONT)
     service.retry_step(world.database, run_id, "U0ONCALL1", policy=POLICY)
     assert engine.execute(run_id) is RunStatus.SUCCEEDED
+
+
+def test_a_long_backoff_is_a_durable_timer_not_a_sleep_holding_the_lease(world: World) -> None:
+    from bot.runbooks.waits import wake_due
+
+    name = unique_name("timer")
+    key_id = world.add_key(name, "staging")
+    world.openai.inject(r"/api_keys/", status=500, times=1, method="DELETE")
+    runbooks = budgeted(60.0)
+    plain = world.toolkit()
+    config = EngineConfig(
+        lease_ttl=timedelta(seconds=30), backoff_scale=1.0, waits=NO_WAIT, durable_retry_after=0.1
+    )
+    engine = Engine(world.database, runbooks, plain, config, policy=POLICY)
+    run_id = start(world, runbooks, key_id)
+    began = time.monotonic()
+    assert engine.execute(run_id) is RunStatus.WAITING
+    assert time.monotonic() - began < 5, "the backoff must not be slept in place"
+    with world.database.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None and run.lease_owner is None and run.wake_at is not None
+        step = run.step("revoke_old")
+        assert step.status is StepStatus.WAITING and "attempt 1 of 7, next in" in (step.last_error or "")
+    assert wake_due(world.database) == []  # not due yet
+    deadline = time.monotonic() + 10
+    while not (woken := wake_due(world.database)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert woken == [run_id]
+    assert engine.execute(run_id) is RunStatus.SUCCEEDED
+    assert not world.openai.authenticates(world.keys[name]["value"])

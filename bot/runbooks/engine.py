@@ -56,6 +56,9 @@ class EngineConfig:
     backoff_scale: float = 1.0
     max_backoff_seconds: float = 60.0
     waits: WaitSettings = field(default_factory=WaitSettings)
+    durable_retry_after: float | None = None
+    """A retry backoff at least this long parks the run (a durable timer: no thread, no lease) for the clock
+    to wake; shorter ones, or all of them when None (the CLI, which has no clock), sleep in place."""
 
 
 @dataclass
@@ -294,9 +297,9 @@ class Engine:
         delay: float = definition.backoff_seconds * (2 ** (attempts - 1)) * self.config.backoff_scale
         return min(delay, self.config.max_backoff_seconds) * (0.5 + random.random() / 2)
 
-    @staticmethod
-    def _retry_later(book: journal.Journal, work: _Work, error: ProviderError, delay: float) -> None:
-        """Show the retry live ("attempt 2 of 6, next in 4 s"), written before the wait, then wait."""
+    def _retry_later(self, book: journal.Journal, work: _Work, error: ProviderError, delay: float) -> None:
+        """Show the retry live ("attempt 2 of 6, next in 4 s"), written before the wait, then wait: in place
+        for a short backoff, as a durable timer (the run parked until `wake_at`) for a long one."""
         step, total = work.step, work.definition.retries + 1
         reason = redact(str(error))
         step.last_error = f"{reason}; attempt {step.attempts} of {total}, next in {delay:.0f} s"[:1000]
@@ -306,6 +309,12 @@ class Engine:
             {"error": reason, "attempt": step.attempts, "of": total, "in_seconds": round(delay, 3)},
             step=step.name,
         )
+        durable = self.config.durable_retry_after
+        if durable is not None and delay >= durable:
+            step.status = StepStatus.WAITING
+            step.output = {**step.output, "waiting": step.last_error, "retrying": True}
+            book.run.status, book.run.wake_at = RunStatus.WAITING, utcnow() + timedelta(seconds=delay)
+            return  # the run pauses: the next write gives the lease back; the clock wakes it
         book.commit(hold_extra=delay, announce=True)
         time.sleep(delay)
 

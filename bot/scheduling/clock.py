@@ -49,7 +49,7 @@ class Clock:
     def resume_stale_runs(self) -> list[str]:
         """Runs whose wait is over are handed back first, then every run without a live process resumes."""
         woken = wake_due(self.runtime.database)
-        resumed = self.runtime.engine().resume_stale()
+        resumed = self.runtime.engine(durable_retries=True).resume_stale()
         return sorted(set(woken) | set(resumed))
 
     def deliver(self) -> tuple[int, int]:

@@ -37,7 +37,7 @@ class RunWorker:
         return self._pool.submit(self._execute, run_id)
 
     def _execute(self, run_id: str) -> RunStatus | None:
-        engine = self.runtime.engine()
+        engine = self.runtime.engine(durable_retries=True)
         engine.on_change = self.publisher
         status: RunStatus | None = None
         try:
