@@ -72,9 +72,7 @@ def test_both_paths_write_the_same_rows(world: World) -> None:
         writer.close()
         batch = full_batch(state)
         rotated = dataclasses.replace(batch.key_rotated, fingerprint=path[0] * 64)  # fingerprints are unique
-        batch = dataclasses.replace(
-            batch, run={**batch.run, "wake_at": wake}, key_rotated=rotated
-        )
+        batch = dataclasses.replace(batch, run={**batch.run, "wake_at": wake}, key_rotated=rotated)
         now = utcnow()
         stamp = Stamp(run_id, key_id, state.incident_id, "test:1:writer", None, None, now)
         with world.database.engine.connect() as conn:
