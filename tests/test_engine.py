@@ -250,12 +250,16 @@ def test_manual_provider_waits_for_humans(world: World) -> None:
     with world.database.session() as session:
         owner_dm = session.scalars(select(Notification).where(Notification.kind == "owner_dm")).one()
         assert "confirmed by <@U0OWNER01>" in owner_dm.body and "not verified by keybot" in owner_dm.body
+        key = session.get(Key, key_id)
+        assert key is not None and key.status is KeyStatus.ACTIVE and key.fingerprint is None
 
 
 def test_rotation_runbook_has_no_incident(world: World) -> None:
     key_id = world.add_key(unique_name(), "staging")
     run_id = start(world, key_id, runbook="rotate")
     assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
+    with world.database.session() as session:
+        assert session.get(Key, key_id).status is KeyStatus.ACTIVE  # type: ignore[union-attr]
     with world.database.session() as session:
         assert session.scalars(select(Incident)).all() == []
         assert session.scalars(select(Notification.kind)).all()

@@ -76,6 +76,11 @@ def run_of(database: Database, run_id: str) -> Run:
         return run
 
 
+def runs_of(database: Database, key_id: int) -> list[str]:
+    with database.session() as session:
+        return list(session.scalars(select(Run.id).where(Run.key_id == key_id).order_by(Run.created_at)))
+
+
 def events(database: Database, run_id: str, kind: str) -> list[TimelineEvent]:
     with database.session() as session:
         return list(
@@ -121,9 +126,19 @@ def dump(database: Database) -> str:
 
 
 def raw_sqlite(database: Database) -> bytes:
-    """The SQLite database file and its write-ahead log, byte for byte."""
-    path = Path(make_url(database.url).database or "")
-    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    """The SQLite database file and its write-ahead log, byte for byte.
+
+    Read by another process: closing any descriptor of the file in this one would drop every POSIX lock
+    SQLite holds on it here, and this process's connections would then read stale snapshots ("POSIX
+    advisory locks canceled by a separate thread doing close()", https://www.sqlite.org/howtocorrupt.html).
+    """
+    path = make_url(database.url).database or ""
+    files = [p for p in (path, f"{path}-wal") if Path(p).exists()]
+    return subprocess.run(["cat", *files], capture_output=True, check=True).stdout
+
+
+class Leaked(AssertionError):
+    """A secret typed by a person was found where only its redacted form may be."""
 
 
 def assert_no_leak(where: str, text: str | bytes, canaries: dict[str, str]) -> None:
@@ -132,8 +147,8 @@ def assert_no_leak(where: str, text: str | bytes, canaries: dict[str, str]) -> N
         body = canary.removeprefix("sk-proj-")
         for i in range(len(body) - 15):
             piece = body[i : i + 16]
-            found = piece.encode() in text if isinstance(text, bytes) else piece in text
-            assert not found, f"the canary typed into {field} leaked into {where}"
+            if (piece.encode() in text) if isinstance(text, bytes) else (piece in text):
+                raise Leaked(f"the canary typed into {field} leaked into {where}")
 
 
 def new_canary() -> str:
@@ -147,12 +162,17 @@ def redacted(canary: str) -> str:
     return f"sk-proj-...{canary[-4:]}"
 
 
-def cli(world: World, *args: str, admin: bool = False) -> subprocess.CompletedProcess[str]:
-    """The real `keybot` CLI in a subprocess; `admin` makes this OS user a keybot admin."""
+def cli_env(world: World, admin: bool) -> dict[str, str]:
+    """An operator's environment; `admin` makes this OS user a keybot admin (nothing else is configured)."""
     env = keybot_env(world) | {"KEYBOT_LOG_LEVEL": "DEBUG"}
-    if admin:
-        env["KEYBOT_ADMINS"] = cli_identity()
-    return subprocess.run([*KEYBOT, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+    return env | {"KEYBOT_ADMINS": cli_identity()} if admin else env
+
+
+def cli(world: World, *args: str, admin: bool = False) -> subprocess.CompletedProcess[str]:
+    """The real `keybot` CLI in a subprocess."""
+    return subprocess.run(
+        [*KEYBOT, *args], capture_output=True, text=True, env=cli_env(world, admin), timeout=120, check=False
+    )
 
 
 def cli_many(world: World, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
@@ -161,15 +181,8 @@ def cli_many(world: World, *commands: tuple[str, ...]) -> list[subprocess.Comple
     for command in commands:
         admin = command[-1] == "--admin"
         args = command[:-1] if admin else command
-        env = keybot_env(world) | ({"KEYBOT_ADMINS": cli_identity()} if admin else {})
-        procs.append(
-            (
-                args,
-                subprocess.Popen(
-                    [*KEYBOT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-                ),
-            )
-        )
+        env, out = cli_env(world, admin), subprocess.PIPE
+        procs.append((args, subprocess.Popen([*KEYBOT, *args], text=True, env=env, stdout=out, stderr=out)))
     results = []
     for args, proc in procs:
         stdout, stderr = proc.communicate(timeout=120)
@@ -184,6 +197,10 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 20.0) ->
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def answered(sw: SlackWorld, url: str) -> Callable[[], bool]:
+    return lambda: bool(sw.slack.response_posts.get(url))
 
 
 def status_is(database: Database, run_id: str, *statuses: RunStatus) -> Callable[[], bool]:
@@ -261,7 +278,11 @@ def test_replayed_approve_applies_once_and_a_click_for_another_step_changes_noth
             ids.APPROVE, value, user_id=REVOKER, response_url=sw.slack.response_url("replay")
         )
         answers: list[int] = []
-        posts = [threading.Thread(target=lambda: answers.append(sw.post(body).status)) for _ in range(2)]
+
+        def click() -> None:
+            answers.append(sw.post(body).status)
+
+        posts = [threading.Thread(target=click) for _ in range(2)]
         for post in posts:
             post.start()
         for post in posts:
@@ -295,7 +316,7 @@ def test_replayed_approve_applies_once_and_a_click_for_another_step_changes_noth
             sw.post(
                 block_actions_body(ids.RETRY, stale, user_id=REVOKER, response_url=sw.slack.response_url(url))
             )
-            wait_for("the stale click's answer", lambda url=url: bool(sw.slack.response_posts.get(url)))
+            wait_for("the stale click's answer", answered(sw, url))
             said = json.dumps(sw.slack.response_posts[url])
             assert "earlier state" in said and "Nothing was changed" in said, said
             assert run_snapshot(world.database, run_id) == before
@@ -320,7 +341,8 @@ def test_mark_done_sent_three_times_marks_one_step(world: World) -> None:
     assert world.engine().execute(run_id) is RunStatus.NEEDS_ATTENTION
     run = run_of(world.database, run_id)
     assert run.step("verify_new").status is StepStatus.NEEDS_ATTENTION
-    seen = service.Seen("verify_new", run.version)
+    version = run.version
+    seen = service.Seen("verify_new", version)
     steps_before = {s.name: (s.status, s.done_by) for s in run.steps}
 
     barrier = threading.Barrier(3)
@@ -347,7 +369,7 @@ def test_mark_done_sent_three_times_marks_one_step(world: World) -> None:
     changed = [s.name for s in run.steps if (s.status, s.done_by) != steps_before[s.name]]
     assert changed == ["verify_new"]
     assert run.step("verify_new").output.get("by_hand") is True
-    assert run.version == seen.version + 1  # type: ignore[operator]
+    assert run.version == version + 1
     assert len(events(world.database, run_id, "step.marked_done_after_failure")) == 1
     # Once more after the engine moved on: still refused, nothing else marked.
     world.engine().execute(run_id)
@@ -368,7 +390,15 @@ FAULTS: dict[str, list[tuple[str, int, str | None]]] = {
     "replacement rejected": [(r"^/models$", 401, None)],
     "mint refused": [(r"/service_accounts$", 403, "POST")],
 }
-DECISIONS = ("approve", "retry", "skip", "mark_done", "confirm", "abort", "fitting0", "fitting1", "fitting2")
+DECISIONS = (
+    "approve",
+    "retry",
+    "skip",
+    "mark_done",
+    "confirm",
+    "abort",
+    *("fitting0", "fitting1", "fitting2") * 2,
+)
 FITTING = {  # what a person would click next, by the run's state
     RunStatus.AWAITING_APPROVAL: ("approve",),
     RunStatus.NEEDS_ATTENTION: ("retry", "mark_done", "skip"),
@@ -376,7 +406,7 @@ FITTING = {  # what a person would click next, by the run's state
     RunStatus.WAITING: ("confirm",),
 }
 REASONS = st.one_of(
-    st.sampled_from(["", "   ", "done in the console", "deleted it by hand at 03:12", "a\x00b", "\x00"]),
+    st.sampled_from(["done in the console", "deleted it by hand at 03:12", "a\x00b", "\x00", "", "   "]),
     st.text(st.characters(codec="utf-8"), max_size=40),
 )
 OPS = st.one_of(
@@ -395,7 +425,7 @@ SCENARIOS = st.fixed_dictionaries(
         "provider": st.sampled_from(["openai", "openai", "manual"]),
         "environment": st.sampled_from(["staging", "production"]),
         "fault": st.sampled_from(sorted(FAULTS)),
-        "ops": st.lists(OPS, min_size=1, max_size=20),
+        "ops": st.lists(OPS, min_size=1, max_size=16),
     }
 )
 HAPPY = {"provider": "openai", "environment": "staging", "fault": "none", "ops": [("execute",)]}
@@ -424,20 +454,33 @@ BY_HAND = {
         ("execute",),
     ],
 }
-BY_PEOPLE = [  # a manual vendor: a consumer confirms the redeploy; each vendor-side step is done by hand
-    op
-    for _ in range(5)
-    for op in (
-        ("confirm", STARTER, "", "current"),
-        ("execute",),
-        ("mark_done", OWNER, "in console", "current"),
-    )
-]
+
+
+def by_people(who: str) -> list[tuple[str, ...]]:
+    """A manual vendor: a consumer confirms the redeploy, `who` marks each vendor-side step done."""
+    return [
+        op
+        for _ in range(5)
+        for op in (
+            ("confirm", STARTER, "", "current"),
+            ("execute",),
+            ("mark_done", who, "in console", "current"),
+        )
+    ]
+
+
+BY_PEOPLE = by_people(OWNER)
 ATTESTED = {
     "provider": "manual",
     "environment": "staging",
     "fault": "none",
     "ops": [("execute",), *BY_PEOPLE],
+}
+NOT_ALLOWED_TO_ATTEST = {  # a backup may do the replacement steps, not attest the revocation
+    "provider": "manual",
+    "environment": "staging",
+    "fault": "none",
+    "ops": [("execute",), *by_people(BACKUP)],
 }
 SKIPPED = {
     "provider": "manual",
@@ -539,6 +582,7 @@ def outcomes() -> Iterator[list[RunStatus]]:
 @example(scenario=BY_HAND)
 @example(scenario=ATTESTED)
 @example(scenario=SKIPPED)
+@example(scenario=NOT_ALLOWED_TO_ATTEST)
 def test_no_false_success_whatever_people_click(
     world: World, outcomes: list[RunStatus], scenario: dict[str, Any]
 ) -> None:
@@ -560,14 +604,6 @@ def test_no_false_success_whatever_people_click(
             engine.execute(run_id)  # what Slack and the CLI do after a decision that carries the run on
         check_no_false_success(world, run_id, scenario["provider"], old_secret)
     outcomes.append(check_no_false_success(world, run_id, scenario["provider"], old_secret))
-    print(
-        "OUTCOME",
-        scenario["provider"],
-        scenario["environment"],
-        scenario["fault"],
-        len(scenario["ops"]),
-        outcomes[-1],
-    )
     world.openai.faults.clear()
 
 
@@ -575,34 +611,42 @@ def test_no_false_success_whatever_people_click(
 # 3. Canaries in every free-text field
 # ---------------------------------------------------------------------------------------------------------
 
-FIELDS = (
-    "slack revoke reason",
-    "slack skip reason",
-    "slack mark-done note",
-    "slack abort reason",
-    "slack false-alarm reason",
-    "slack resolve reason",
-    "cli revoke reason",
-    "cli break-glass skip reason",
-    "cli abort and false-alarm reason",
-)
+
+def assert_stored_only_redacted(database: Database, canaries: dict[str, str]) -> str:
+    """No canary in any row of any table (nor, on SQLite, anywhere in the file); each one's redacted form
+    in some row (so the field really was exercised). Returns the rows as text."""
+    stored = dump(database)
+    assert_no_leak("the database", stored, canaries)
+    if database.engine.dialect.name == "sqlite":
+        assert_no_leak("the SQLite file", raw_sqlite(database), canaries)
+    for field, canary in canaries.items():
+        assert redacted(canary) in stored, f"{field} never reached the database"
+    return stored
 
 
-def test_secrets_typed_into_free_text_never_leave_redacted(
+def test_secrets_typed_in_slack_are_stored_posted_and_logged_only_redacted(
     world: World, slack_standin: SlackStandin, log_stream: StringIO
 ) -> None:
-    c = canaries = {field: new_canary() for field in FIELDS}
+    fields = (
+        "revoke reason",
+        "skip reason",
+        "mark-done note",
+        "resolve reason",
+        "abort reason",
+        "false-alarm reason",
+    )
+    c = canaries = {field: new_canary() for field in fields}
     world.openai.inject(r"/api_keys/", status=403, times=None, method="DELETE")  # revocation needs people
     block, action = ids.INCIDENT_REASON_BLOCK, ids.INCIDENT_REASON_ACTION
     with serving(world, slack_standin) as sw:
-        # Slack: revoke (reason), skip revoke_old (reason), mark verify_revoked done (note), resolve.
+        # Revoke (reason), skip revoke_old (reason), mark verify_revoked done (note), resolve (reason).
         a_key = world.add_key(unique_name("canary-a"), "staging")
-        submitted(sw, revoke_body(a_key, f"it leaked: {c['slack revoke reason']} in a gist", STARTER))
+        submitted(sw, revoke_body(a_key, f"it leaked: {c['revoke reason']} in a gist", STARTER))
         wait_for("the Slack run", lambda: bool(runs_of(world.database, a_key)))
         a_run = runs_of(world.database, a_key)[0]
         wait_for("revoke_old to fail", status_is(world.database, a_run, RunStatus.NEEDS_ATTENTION))
         ref = ids.run_ref(a_run, "revoke_old", run_of(world.database, a_run).version)
-        split = c["slack skip reason"][:60] + "\x00" + c["slack skip reason"][60:]  # a NUL hides nothing
+        split = c["skip reason"][:60] + "\x00" + c["skip reason"][60:]  # a NUL must not hide a secret
         text = f"deleted by hand: {split}"
         submitted(sw, modal(ids.SKIP_MODAL, ids.SKIP_REASON_BLOCK, ids.SKIP_REASON_ACTION, text, ref, OWNER))
         wait_for(
@@ -610,85 +654,73 @@ def test_secrets_typed_into_free_text_never_leave_redacted(
             lambda: run_of(world.database, a_run).step("verify_revoked").status is StepStatus.NEEDS_ATTENTION,
         )
         ref = ids.run_ref(a_run, "verify_revoked", run_of(world.database, a_run).version)
-        text = f"checked the console {c['slack mark-done note']}"
+        text = f"checked the console {c['mark-done note']}"
         submitted(sw, modal(ids.DONE_MODAL, ids.DONE_NOTE_BLOCK, ids.DONE_NOTE_ACTION, text, ref, OWNER))
         wait_for("exceptions", status_is(world.database, a_run, RunStatus.FINISHED_WITH_EXCEPTIONS))
         incident = incident_of(world.database, a_run)
-        a_incident = incident.reference
         ref = ids.ActionRef(kind="incident", id=str(incident.id), extra={"as": "resolve"})
-        text = f"handled {c['slack resolve reason']}"
-        submitted(sw, modal(ids.INCIDENT_MODAL, block, action, text, ref, OWNER))
+        submitted(sw, modal(ids.INCIDENT_MODAL, block, action, f"ok {c['resolve reason']}", ref, OWNER))
+        assert incident_of(world.database, a_run).status is IncidentStatus.RESOLVED
 
-        # Slack: abort (reason), then call the incident a false alarm (reason).
+        # Abort (reason), then call the incident a false alarm (reason).
         b_key = world.add_key(unique_name("canary-b"), "staging")
         b_run = start(world, b_key)
         assert world.engine().execute(b_run) is RunStatus.NEEDS_ATTENTION
-        text = f"wrong key {c['slack abort reason']}"
+        text = f"wrong key {c['abort reason']}"
         ref = ids.ActionRef(kind="run", id=b_run)
         submitted(
             sw, modal(ids.ABORT_MODAL, ids.ABORT_REASON_BLOCK, ids.ABORT_REASON_ACTION, text, ref, STARTER)
         )
-        b_incident = incident_of(world.database, b_run).id
-        ref = ids.ActionRef(kind="incident", id=str(b_incident), extra={"as": "false_alarm"})
-        text = f"a test key {c['slack false-alarm reason']}"
-        submitted(sw, modal(ids.INCIDENT_MODAL, block, action, text, ref, OWNER))
+        ref = ids.ActionRef(
+            kind="incident", id=str(incident_of(world.database, b_run).id), extra={"as": "false_alarm"}
+        )
+        submitted(
+            sw, modal(ids.INCIDENT_MODAL, block, action, f"a test key {c['false-alarm reason']}", ref, OWNER)
+        )
         assert key_status(world.database, b_key) is KeyStatus.ACTIVE
         time.sleep(0.5)  # follow-up work after the last ack (refreshing the incident's messages)
-    slack = sw.outgoing_text()
 
-    # The terminal: revoke (reason), skip with break-glass (reason), abort calling a false alarm (reason).
-    c_name = unique_name("canary-c")
-    c_key = world.add_key(c_name, "staging")
-    results = [cli(world, "revoke", c_name, "--reason", f"found {c['cli revoke reason']}", "--yes")]
+    assert_stored_only_redacted(world.database, canaries)
+    slack = sw.outgoing_text()
+    assert_no_leak("Slack", slack, canaries)
+    assert_no_leak("the logs", log_stream.getvalue(), canaries)
+    shown = ("revoke reason", "skip reason", "abort reason")  # what Slack messages repeat, redacted
+    assert all(redacted(c[field]) in slack for field in shown), slack
+
+
+def test_secrets_typed_at_the_terminal_are_stored_shown_and_logged_only_redacted(world: World) -> None:
+    fields = ("revoke reason", "mark-done note", "break-glass skip reason")
+    c = canaries = {field: new_canary() for field in fields}
+    world.openai.inject(r"/api_keys/", status=403, times=None, method="DELETE")  # revocation needs people
+    name = unique_name("canary-c")
+    key_id = world.add_key(name, "staging")
+    results = [cli(world, "revoke", name, "--reason", f"found {c['revoke reason']}", "--yes")]
+    assert results[-1].returncode == 3, results[-1].stderr  # revoke_old needs attention
+    run_id = runs_of(world.database, key_id)[0]
+    results.append(cli(world, "runs", "done", run_id, "--note", f"by hand {c['mark-done note']}", admin=True))
+    assert results[-1].returncode == 3, results[-1].stderr  # verify_revoked needs attention
+    glass = f"console is down {c['break-glass skip reason']}"
+    results.append(cli(world, "runs", "skip", run_id, "--reason", glass, "--break-glass", admin=True))
     assert results[-1].returncode == 3, results[-1].stderr
-    c_run = runs_of(world.database, c_key)[0]
-    glass = f"console is down {c['cli break-glass skip reason']}"
-    results.append(cli(world, "runs", "skip", c_run, "--reason", glass, "--break-glass", admin=True))
-    assert results[-1].returncode == 3, results[-1].stderr
-    assert run_of(world.database, c_run).step("revoke_old").status is StepStatus.SKIPPED
-    text = f"drill {c['cli abort and false-alarm reason']}"
-    results.append(
-        cli(world, "runs", "abort", c_run, "--reason", text, "--incident", "false-alarm", admin=True)
-    )
-    assert results[-1].returncode == 0, results[-1].stderr
-    assert key_status(world.database, c_key) is KeyStatus.ACTIVE
-    c_incident = incident_of(world.database, c_run).reference
+    run = run_of(world.database, run_id)
+    assert run.status is RunStatus.FINISHED_WITH_EXCEPTIONS, (run.attention, [r.stderr for r in results])
+    reference = incident_of(world.database, run_id).reference
 
     shown = cli_many(
         world,
-        ("runs", "show", a_run, "--events", "100"),
-        ("runs", "show", c_run, "--events", "100"),
-        ("incidents", "show", a_incident, "--events", "200"),
-        ("incidents", "show", c_incident, "--events", "200"),
+        ("runs", "show", run_id, "--events", "100"),
+        ("incidents", "show", reference, "--events", "200"),
         ("runs", "list"),
     )
     assert [r.returncode for r in shown] == [0] * len(shown), [r.stderr for r in shown]
-    results += shown
-
-    # Every field was exercised: its redacted form was stored, and shown.
-    stored = dump(world.database)
-    for field, canary in canaries.items():
-        assert redacted(canary) in stored, f"{field} never reached the database"
-    assert redacted(c["slack skip reason"]) in shown[0].stdout
-    assert redacted(c["slack resolve reason"]) in shown[2].stdout
-    assert redacted(c["cli abort and false-alarm reason"]) in shown[1].stdout + shown[3].stdout
-
-    # ... and the secrets themselves went nowhere.
-    assert_no_leak("the database", stored, canaries)
-    if world.database.engine.dialect.name == "sqlite":
-        assert_no_leak("the SQLite file", raw_sqlite(world.database), canaries)
-    for result in results:
+    for result in results + shown:
         assert_no_leak(f"`keybot {' '.join(result.args)}`", result.stdout + result.stderr, canaries)
-    assert_no_leak("Slack", slack, canaries)
-    assert_no_leak("the logs", log_stream.getvalue(), canaries)
+    assert_stored_only_redacted(world.database, canaries)
+    assert redacted(c["break-glass skip reason"]) in shown[0].stdout  # the reasons were shown, redacted
+    timeline = shown[1].stdout
+    assert all(redacted(c[f]) in timeline for f in fields), timeline
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bot/slack/handlers/views.py cuts modal text to 500 characters BEFORE the service redacts it, "
-    "so a secret straddling character 500 is stored as an unrecognisable prefix",
-)
 def test_a_secret_cut_by_the_length_limit_is_not_stored_in_part(
     world: World, slack_standin: SlackStandin
 ) -> None:
@@ -703,11 +735,6 @@ def test_a_secret_cut_by_the_length_limit_is_not_stored_in_part(
         )
     assert run_of(world.database, run_id).status is RunStatus.ABORTED
     assert_no_leak("the database", dump(world.database), {"an abort reason": canary})
-
-
-def runs_of(database: Database, key_id: int) -> list[str]:
-    with database.session() as session:
-        return list(session.scalars(select(Run.id).where(Run.key_id == key_id).order_by(Run.created_at)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -805,51 +832,43 @@ def test_refused_decisions_change_no_row(world: World) -> None:
     engine = world.engine()
     assert engine.execute(run_id) is RunStatus.AWAITING_APPROVAL
     db = world.database
-    tried: list[str] = []
+    covered: set[str] = set()
 
-    def refused(what: str, call: Callable[[], object], error: type[Exception] = service.NotAllowed) -> None:
+    def refused(
+        what: str,
+        decision: Callable[..., object],
+        *args: Any,
+        error: type[Exception] = service.NotAllowed,
+        **kw: Any,
+    ) -> None:
         before = dump(db)
         with pytest.raises(error):
-            call()
+            decision(db, *args, policy=POLICY, **kw)
         assert dump(db) == before, f"refused {what} changed the database"
-        tried.append(what)
+        covered.add(getattr(decision, "__name__", "?"))
 
     version = run_of(db, run_id).version
-    for user in (OUTSIDER, OTHER_OWNER, STARTER):
-        refused(f"approve by {user}", lambda u=user: service.approve(db, run_id, u, policy=POLICY))
+    for user in (OUTSIDER, OTHER_OWNER, STARTER):  # the starter: two-person rule
+        refused(f"approve by {user}", service.approve, run_id, user)
     stale = service.Seen("revoke_old", version - 1)
-    refused(
-        "stale approve",
-        lambda: service.approve(db, run_id, REVOKER, policy=POLICY, seen=stale),
-        service.StaleDecision,
-    )
+    refused("stale approve", service.approve, run_id, REVOKER, seen=stale, error=service.StaleDecision)
     service.approve(db, run_id, REVOKER, policy=POLICY, seen=service.Seen("revoke_old", version))
     assert engine.execute(run_id) is RunStatus.NEEDS_ATTENTION  # revoke_old (a safety step) failed
 
     for user in (OUTSIDER, OTHER_OWNER):
-        refused(f"retry by {user}", lambda u=user: service.retry_step(db, run_id, u, policy=POLICY))
-        refused(f"abort by {user}", lambda u=user: service.abort(db, run_id, u, "stop", policy=POLICY))
-    for user in (OUTSIDER, OTHER_OWNER, STARTER, BACKUP, REVOKER):
-        refused(f"skip by {user}", lambda u=user: service.skip_step(db, run_id, u, "by hand", policy=POLICY))
-        refused(f"done by {user}", lambda u=user: service.mark_done(db, run_id, u, "by hand", policy=POLICY))
+        refused(f"retry by {user}", service.retry_step, run_id, user)
+        refused(f"abort by {user}", service.abort, run_id, user, "stop")
+    for user in (OUTSIDER, OTHER_OWNER, STARTER, BACKUP, REVOKER):  # a safety step: owners and admins only
+        refused(f"skip by {user}", service.skip_step, run_id, user, "by hand")
+        refused(f"mark done by {user}", service.mark_done, run_id, user, "by hand")
     # The two-person rule on production: the owner asks (a change), asking again changes nothing.
-    asked = service.skip_step(db, run_id, OWNER, "deleted in console", policy=POLICY)
-    assert not asked.proceed
-    refused(
-        "a second skip request by the same owner",
-        lambda: service.skip_step(db, run_id, OWNER, "deleted in console", policy=POLICY),
-        service.RunRefused,
-    )
+    assert not service.skip_step(db, run_id, OWNER, "deleted in console", policy=POLICY).proceed
+    refused("a repeated request", service.skip_step, run_id, OWNER, "again", error=service.RunRefused)
 
     service.abort(db, run_id, STARTER, "stop", policy=POLICY)
     incident_id = incident_of(db, run_id).id
     for user in (OUTSIDER, OTHER_OWNER):
-        for false_alarm in (False, True):
-            refused(
-                f"{'false alarm' if false_alarm else 'resolve'} by {user}",
-                lambda u=user, f=false_alarm: lifecycle.close(
-                    db, incident_id, u, "fine", policy=POLICY, false_alarm=f
-                ),
-            )
-    assert len(tried) == 23
+        refused(f"resolve by {user}", lifecycle.close, incident_id, user, "fine")
+        refused(f"false alarm by {user}", lifecycle.close, incident_id, user, "fine", false_alarm=True)
+    assert covered == {"approve", "retry_step", "skip_step", "mark_done", "abort", "close"}
     assert key_status(db, key_id) is KeyStatus.COMPROMISED

@@ -317,8 +317,10 @@ def _mark_incident_contained(ctx: StepContext) -> None:
 def _update_registry(ctx: StepContext) -> None:
     """The registry row now describes the replacement; the leaked secret's fingerprint is retired."""
     new_key_id = ctx.state.get("new_key_id")
-    if new_key_id is None:
-        return
+    if new_key_id is None and ctx.provider is not None:
+        return  # nothing was minted: the row keeps describing the leaked key (a missing guarantee)
+    # A manual vendor's replacement was made by a person (attested): keybot knows no provider id or
+    # fingerprint for it, so the row keeps its provider id and the leaked secret's fingerprint is retired.
     family = last4 = None
     redacted = ctx.state.get("new_redacted")
     if redacted and "..." in redacted:

@@ -97,7 +97,8 @@ unlocked AS (
 ),
 rotated AS (
     UPDATE keys SET
-        provider_key_id = k.provider_key_id, fingerprint = k.fingerprint, last_rotated_at = k.rotated_at,
+        provider_key_id = coalesce(k.provider_key_id, keys.provider_key_id), fingerprint = k.fingerprint,
+        last_rotated_at = k.rotated_at,
         status = k.status, vault_path = k.vault_path,
         secret_family = coalesce(k.secret_family, keys.secret_family),
         secret_last4 = coalesce(k.secret_last4, keys.secret_last4)

@@ -59,7 +59,7 @@ class KeyRotated:
     """The registry row now describes the replacement; the leaked secret's fingerprint is retired.
     `secret_family`/`secret_last4` of None keep what the row has."""
 
-    provider_key_id: str
+    provider_key_id: str | None  # None: keep the row's (a manual vendor's replacement has none we know)
     fingerprint: str | None
     rotated_at: datetime
     vault_path: str
@@ -167,7 +167,7 @@ def _incident_values(change: IncidentChange, now: datetime) -> dict[str, Any]:
 
 def _key_values(rotated: KeyRotated) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "provider_key_id": rotated.provider_key_id,
+        "provider_key_id": func.coalesce(rotated.provider_key_id, KEYS.c.provider_key_id),
         "fingerprint": rotated.fingerprint,
         "last_rotated_at": rotated.rotated_at,
         "status": rotated.status,

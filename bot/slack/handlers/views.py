@@ -18,8 +18,6 @@ from bot.slack import ids, limits
 from bot.slack.blocks.revoke_modal import pick_key_modal, revoke_modal
 from bot.slack.context import SlackContext
 
-MAX_REASON = 500
-
 
 def _value(view: dict[str, Any], block: str, action: str) -> str | None:
     state = ((view.get("state") or {}).get("values") or {}).get(block, {}).get(action, {})
@@ -110,7 +108,7 @@ def register(app: App, ctx: SlackContext) -> None:
                 mode=mode,
                 actor=user,
                 in_revoker_group=ctx.permissions.actor(user).in_revoker_group,
-                reason=reason[:MAX_REASON],
+                reason=reason,
                 severity=severity,
                 drill=drill,
             )
@@ -203,7 +201,7 @@ def register(app: App, ctx: SlackContext) -> None:
             view,
             ids.SKIP_REASON_BLOCK,
             lambda run_id, seen: service.skip_step(
-                rt.database, run_id, actor, reason[:MAX_REASON], policy=rt.policy, seen=seen
+                rt.database, run_id, actor, reason, policy=rt.policy, seen=seen
             ),
         )
 
@@ -219,7 +217,7 @@ def register(app: App, ctx: SlackContext) -> None:
             view,
             ids.DONE_NOTE_BLOCK,
             lambda run_id, seen: service.mark_done(
-                rt.database, run_id, actor, note[:MAX_REASON], policy=rt.policy, seen=seen
+                rt.database, run_id, actor, note, policy=rt.policy, seen=seen
             ),
         )
 
@@ -232,7 +230,7 @@ def register(app: App, ctx: SlackContext) -> None:
             stale(ack, ids.ABORT_REASON_BLOCK)
             return
         actor = ctx.permissions.actor(_user(body))
-        reason = reason[:MAX_REASON] or "aborted in Slack"
+        reason = reason or "aborted in Slack"
         try:
             service.abort(rt.database, ref.id, actor, reason, policy=rt.policy)
         except service.RunRefused as refused:
@@ -277,7 +275,7 @@ def register(app: App, ctx: SlackContext) -> None:
                 rt.database,
                 int(ref.id),
                 actor,
-                reason[:MAX_REASON],
+                reason,
                 policy=rt.policy,
                 false_alarm=ref.extra.get("as") == "false_alarm",
             )
