@@ -168,7 +168,7 @@ def test_a_step_renamed_in_the_runbook_while_a_run_waits_sends_it_to_needs_atten
     class EditedRuntime:  # what `keybot clock` holds after someone edited the YAML and restarted it
         database = world.database
 
-        def engine(self) -> Engine:
+        def engine(self, *, durable_retries: bool = False) -> Engine:
             return renamed
 
     waits.confirm_redeployed(world.database, run.id, "api-a", "U0CONS0001", policy=POLICY)
