@@ -25,10 +25,17 @@ def percentile(samples: list[float], p: float) -> float:
     return statistics.quantiles(samples, n=1000, method="inclusive")[int(p * 10) - 1]
 
 
+SELECTED = {d.strip() for d in os.environ.get("BENCH_DATABASES", "sqlite,postgresql").split(",")}
+"""BENCH_DATABASES=postgresql (or sqlite) measures one database only."""
+
+
 def database_targets(label: str) -> Iterator[tuple[str, str]]:
     """A fresh SQLite file, and a fresh PostgreSQL database when the server answers."""
-    with tempfile.TemporaryDirectory() as tmp:
-        yield "sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}"
+    if "sqlite" in SELECTED:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield "sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}"
+    if "postgresql" not in SELECTED:
+        return
     name = f"keybot_bench_{label}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
