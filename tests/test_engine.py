@@ -311,3 +311,19 @@ def test_rotating_a_production_key_needs_the_same_second_person(world: World) ->
         service.approve(world.database, run_id, "U0OUTSID1", policy=POLICY)
     service.approve(world.database, run_id, "U0OWNER01", policy=POLICY)
     assert engine.execute(run_id) is RunStatus.SUCCEEDED
+
+
+def test_a_run_keeps_the_step_definitions_it_started_with(world: World) -> None:
+    """Editing the YAML mid-run (here: dropping production's approval) never changes a run in flight."""
+    from bot.runbooks.engine import Engine
+
+    key_id = world.add_key(unique_name(), "production")
+    run_id = start(world, key_id)
+    definition = RUNBOOKS["revoke-replace-audit-notify"]
+    loosened = definition.steps["revoke_old"].model_copy(update={"approval": None})
+    steps = {**definition.steps, "revoke_old": loosened}
+    edited = {**RUNBOOKS, definition.name: definition.model_copy(update={"steps": steps})}
+    base = world.engine()
+    engine = Engine(world.database, edited, base.toolkit, base.config, policy=POLICY)
+    assert engine.execute(run_id) is RunStatus.AWAITING_APPROVAL
+    assert run_of(world, run_id).step("revoke_old").status is StepStatus.AWAITING_APPROVAL

@@ -151,6 +151,16 @@ class Engine:
                 return True
             finished_step = self._attempt(book, work)
 
+    def _definition(self, run: journal.RunState, step: StepState) -> StepDefinition | None:
+        """The step as the run started with it; None when the runbook no longer has the step (renamed or
+        removed in the YAML), which a person must look at rather than the engine guess."""
+        runbook = self.runbooks.get(run.runbook)
+        current = runbook.steps.get(step.name) if runbook is not None else None
+        if current is None:
+            return None
+        kept = (run.plan or {}).get(step.name)
+        return StepDefinition.model_validate(kept) if kept is not None else current
+
     def _heartbeat(self, run_id: str) -> Callable[[], AbstractContextManager[object]]:
         """Around each outside call: renew the lease every third of its lifetime while the call lasts."""
         every = self.config.lease_ttl.total_seconds() / 3
@@ -177,8 +187,7 @@ class Engine:
         if step is None:
             book.finish()
             return None
-        runbook = self.runbooks.get(run.runbook)
-        definition = runbook.steps.get(step.name) if runbook is not None else None
+        definition = self._definition(run, step)
         if definition is None or definition.action != step.action:
             step.status, run.status = StepStatus.NEEDS_ATTENTION, RunStatus.NEEDS_ATTENTION
             run.attention = (

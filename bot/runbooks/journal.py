@@ -72,6 +72,7 @@ class RunState:
     finished_at: datetime | None
     steps: list[StepState]
     wake_at: datetime | None = None
+    plan: dict[str, Any] | None = None  # the step definitions the run started with (None: an older run)
     incident_status: IncidentStatus | None = None
     incident_opened_at: datetime | None = None
 
@@ -99,6 +100,7 @@ def load(session: Session, run_id: str) -> RunState | None:
         context=cast(RunContext, dict(row["context"] or {})),
         finished_at=row["finished_at"],
         wake_at=row["wake_at"],
+        plan=row["plan"],
         steps=[
             StepState(
                 id=s["id"],

@@ -62,6 +62,9 @@ class Run(Base):
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     attention: Mapped[str | None] = mapped_column(Text)
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The step definitions the run started with (written once): editing the YAML never changes a run in
+    flight, not even its approval rules."""
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Bumped whenever the run's status changes or a person decides; decisions name the version they saw."""
     lease_owner: Mapped[str | None] = mapped_column(String(120))

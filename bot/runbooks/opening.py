@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 
@@ -66,6 +66,11 @@ class RunPlan:
             self.authorize(key)
 
     @property
+    def definitions(self) -> dict[str, Any]:
+        """What `runs.plan` keeps: each step's definition as the run starts."""
+        return {name: step.model_dump(mode="json", exclude_none=True) for name, step in self.steps}
+
+    @property
     def context(self) -> RunContext:
         return {"reason": self.reason, "contain": self.contain}
 
@@ -100,6 +105,7 @@ class RunPlan:
             attention=None,
             context=self.context,
             finished_at=None,
+            plan=self.definitions,
             steps=[
                 StepState(step_id, name, step.action, step.title)
                 for step_id, (name, step) in zip(step_ids, self.steps, strict=True)
@@ -143,6 +149,7 @@ def open_with_core(engine: Engine, plan: RunPlan) -> OpenedRun:
                 reason=plan.reason,
                 drill=plan.drill,
                 context=plan.context,
+                plan=plan.definitions,
                 lease_owner=plan.lease_owner,
                 lease_expires_at=plan.lease_expires_at,
             )

@@ -45,10 +45,10 @@ incident AS (
 ),
 run AS (
     INSERT INTO runs (id, runbook, mode, key_id, incident_id, status, initiated_by, reason, drill, context,
-                      lease_owner, lease_expires_at, created_at, updated_at)
+                      plan, lease_owner, lease_expires_at, created_at, updated_at)
     SELECT %(run_id)s, %(runbook)s, %(mode)s, %(key_id)s, %(incident_id)s, %(running)s, %(actor)s,
-           %(reason)s, %(drill)s, CAST(%(context)s AS json), %(lease_owner)s, %(lease_expires_at)s, %(now)s,
-           %(now)s
+           %(reason)s, %(drill)s, CAST(%(context)s AS json), CAST(%(plan)s AS json), %(lease_owner)s,
+           %(lease_expires_at)s, %(now)s, %(now)s
     WHERE EXISTS (SELECT FROM lock)
 ),
 steps AS (
@@ -99,6 +99,7 @@ def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:
             "mode": plan.mode,
             "running": RunStatus.RUNNING.value,
             "context": dumps(plan.context),
+            "plan": dumps(plan.definitions),
             "lease_owner": plan.lease_owner,
             "lease_expires_at": plan.lease_expires_at,
             "steps": dumps(

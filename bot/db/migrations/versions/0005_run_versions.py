@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("plan", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("wake_at", bot.db.base.UTCDateTime(timezone=True), nullable=True))
         batch.create_index(batch.f("ix_runs_wake_at"), ["wake_at"], unique=False)
 
@@ -29,4 +30,5 @@ def downgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.drop_index(batch.f("ix_runs_wake_at"))
         batch.drop_column("wake_at")
+        batch.drop_column("plan")
         batch.drop_column("version")
