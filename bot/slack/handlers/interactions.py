@@ -13,6 +13,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.access.policy import Actor
 from bot.registry.models import Key
 from bot.runbooks import service, waits
 from bot.runbooks.models import Run
@@ -78,43 +79,40 @@ def register(app: App, ctx: SlackContext) -> None:
             return None
         return ref, seen
 
-    def decide_approve(body: dict[str, Any]) -> None:
-        found = run_button(body)
-        if found is None:
-            return
-        ref, seen = found
-        actor = ctx.permissions.actor(_user(body))
-        apply(body, ref.id, lambda: service.approve(rt.database, ref.id, actor, policy=rt.policy, seen=seen))
+    Bound = Callable[[str, Actor, service.Seen], service.Decided]
+    bound_decisions: dict[str, Bound] = {
+        ids.APPROVE: lambda run, who, seen: service.approve(
+            rt.database, run, who, policy=rt.policy, seen=seen
+        ),
+        ids.RETRY: lambda run, who, seen: service.retry_step(
+            rt.database, run, who, policy=rt.policy, seen=seen
+        ),
+        ids.REVOKE_NOW: lambda run, who, seen: waits.revoke_now(
+            rt.database, run, who, policy=rt.policy, seen=seen
+        ),
+        ids.WAIT_LONGER: lambda run, who, seen: waits.wait_longer(
+            rt.database, run, who, 30, policy=rt.policy, seen=seen
+        ),
+    }
+    """Buttons that decide on a run at once, bound to the step and version the message showed."""
 
-    def decide_retry(body: dict[str, Any]) -> None:
+    def decide(body: dict[str, Any], decision: Bound) -> None:
         found = run_button(body)
         if found is None:
             return
         ref, seen = found
         actor = ctx.permissions.actor(_user(body))
-        apply(
-            body, ref.id, lambda: service.retry_step(rt.database, ref.id, actor, policy=rt.policy, seen=seen)
-        )
+        apply(body, ref.id, lambda: decision(ref.id, actor, seen))
 
-    def decide_revoke_now(body: dict[str, Any]) -> None:
-        found = run_button(body)
-        if found is None:
-            return
-        ref, seen = found
-        actor = ctx.permissions.actor(_user(body))
-        apply(body, ref.id, lambda: waits.revoke_now(rt.database, ref.id, actor, policy=rt.policy, seen=seen))
+    def bound_listener(decision: Bound) -> Callable[[Ack, dict[str, Any]], None]:
+        def listener(ack: Ack, body: dict[str, Any]) -> None:
+            ack()
+            ctx.later(decide, body, decision)
 
-    def decide_wait_longer(body: dict[str, Any]) -> None:
-        found = run_button(body)
-        if found is None:
-            return
-        ref, seen = found
-        actor = ctx.permissions.actor(_user(body))
-        apply(
-            body,
-            ref.id,
-            lambda: waits.wait_longer(rt.database, ref.id, actor, 30, policy=rt.policy, seen=seen),
-        )
+        return listener
+
+    for action_id, decision in bound_decisions.items():
+        app.action(action_id)(bound_listener(decision))
 
     def confirm_redeployed(body: dict[str, Any]) -> None:
         ref = _ref(body)
@@ -129,30 +127,10 @@ def register(app: App, ctx: SlackContext) -> None:
             lambda: waits.confirm_redeployed(rt.database, ref.id, consumer, actor, policy=rt.policy),
         )
 
-    @app.action(ids.REVOKE_NOW)
-    def revoke_now(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        ctx.later(decide_revoke_now, body)
-
-    @app.action(ids.WAIT_LONGER)
-    def wait_longer(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        ctx.later(decide_wait_longer, body)
-
     @app.action(ids.REDEPLOYED)
     def redeployed(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         ctx.later(confirm_redeployed, body)
-
-    @app.action(ids.APPROVE)
-    def approve(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        ctx.later(decide_approve, body)
-
-    @app.action(ids.RETRY)
-    def retry(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
-        ctx.later(decide_retry, body)
 
     def open_modal(body: dict[str, Any], view: dict[str, Any]) -> None:
         try:
