@@ -141,8 +141,9 @@ def test_a_stalled_vault_does_not_delay_an_emergency_revocation(world: World) ->
             run = session.get(Run, run_id)
             assert run is not None
             assert run.step("revoke_old").status is StepStatus.SUCCEEDED
-            assert run.step("verify_revoked").status is StepStatus.SUCCEEDED
-            assert run.step("mint").status is StepStatus.NEEDS_ATTENTION and "Vault" in (run.attention or "")
+            # the proof that the leaked secret no longer works needs it from Vault: it waits for Vault
+            assert run.step("verify_revoked").status is StepStatus.NEEDS_ATTENTION
+            assert "Vault" in (run.attention or "")
         assert time.monotonic() - began < 4.0 + 1.0 + 3.0
     finally:
         os.kill(bao.pid, signal.SIGCONT)

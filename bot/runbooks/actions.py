@@ -229,9 +229,14 @@ def revoke_old(ctx: StepContext) -> Result:
 
 
 def verify_revoked(ctx: StepContext) -> Result:
+    """The old key is gone from the provider's list, and a request made with the leaked secret fails.
+
+    In emergency mode the leaked Vault version is read here for the first time: after the revocation,
+    so a slow or down Vault can delay the proof, never the revocation itself."""
     provider = _provider(ctx, f"Confirm {ctx.key.name} is gone from the vendor console; then Mark done.")
     if provider.find(ctx.key.ref) is not None:
         raise ProviderError.transient_failure("the provider still lists the old key")
+    _snapshot_leaked_version(ctx)
     leaked = ctx.state.get("leaked_version")
     if leaked is not None:
         old_secret = ctx.store.read(ctx.key.vault_path, int(leaked))
