@@ -30,6 +30,7 @@ from tests.world import POLICY, World, unique_name
 
 OUTSIDER, OTHER_OWNER, STARTER = "U0OUTSID1", "U0OTHER01", "U0STARTR1"
 OWNER, BACKUP, REVOKER, ADMIN = "U0OWNER01", "U0BACKUP1", "U0SECOND1", "U0ADMIN01"
+CONTACT = "U0CONSUME1"  # the contact of the key's one consumer
 PEOPLE = {
     "outsider": OUTSIDER,
     "another team's owner": OTHER_OWNER,
@@ -38,6 +39,7 @@ PEOPLE = {
     "backup": BACKUP,
     "revoker": REVOKER,
     "admin": ADMIN,
+    "consumer's contact": CONTACT,
 }
 STAFF = {"owner", "backup", "revoker", "admin"}
 MATRIX: dict[str, set[str]] = {
@@ -52,6 +54,9 @@ MATRIX: dict[str, set[str]] = {
     "abort": STAFF | {"starter"},
     "resolve": STAFF,
     "false alarm": STAFF,
+    "revoke now": STAFF | {"starter"},
+    "wait longer": STAFF | {"starter"},
+    "redeployed": STAFF | {"starter", "consumer's contact"},
 }
 """Who may do what (revokers configured: U0SECOND1; admins: U0ADMIN01; the key owned by U0OWNER01)."""
 
@@ -93,7 +98,14 @@ class Cell:
     asynchronous: bool  # a button (answered later through response_url) or a modal (answered at once)
 
 
-def put_run(world: World, environment: str, status: RunStatus, step: str, step_status: StepStatus) -> Cell:
+def put_run(
+    world: World,
+    environment: str,
+    status: RunStatus,
+    step: str,
+    step_status: StepStatus,
+    output: dict[str, Any] | None = None,
+) -> Cell:
     """A run on a new key, started by STARTER, paused at `step` (earlier steps done)."""
     key_id = world.add_key(unique_name("cell"), environment)
     run_id = service.start_run(
@@ -108,6 +120,7 @@ def put_run(world: World, environment: str, status: RunStatus, step: str, step_s
         for s in run.steps:
             if s.name == step:
                 s.status, reached = step_status, True
+                s.output = output or {}
             elif not reached:
                 s.status = StepStatus.SUCCEEDED
         if status is RunStatus.ABORTED:
@@ -181,6 +194,26 @@ def build(decision: str, user: str, sw: SlackWorld) -> Cell:
         cell = put_run(w, "staging", RunStatus.WAITING_MANUAL, step, StepStatus.WAITING_MANUAL)
         meta = ids.run_ref(cell.run_id or "", step, 5)
         cell.request = modal(ids.DONE_MODAL, ids.DONE_NOTE_BLOCK, ids.DONE_NOTE_ACTION, "did it", meta, user)
+        return cell
+    if decision in ("revoke now", "wait longer"):
+        asked = {"instructions": "2 consumer(s) have not confirmed", "decide": True}
+        cell = put_run(
+            w, "production", RunStatus.WAITING_MANUAL, "distribute", StepStatus.WAITING_MANUAL, asked
+        )
+        action = ids.REVOKE_NOW if decision == "revoke now" else ids.WAIT_LONGER
+        cell.request = button(action, ids.run_ref(cell.run_id or "", "distribute", 5).encode(), user, sw)
+        cell.asynchronous = True
+        return cell
+    if decision == "redeployed":
+        waiting = {"waiting": "waiting for 1 of 1 consumer(s)"}
+        cell = put_run(w, "production", RunStatus.WAITING, "distribute", StepStatus.WAITING, waiting)
+        with w.database.session() as session:
+            key = session.get(Key, cell.key_id)
+            assert key is not None
+            consumer = key.consumers[0].name
+        ref = ids.ActionRef(kind="run", id=cell.run_id or "", step="distribute", extra={"consumer": consumer})
+        cell.request = button(ids.REDEPLOYED, ref.encode(), user, sw)
+        cell.asynchronous = True
         return cell
     if decision == "abort":
         cell = put_run(w, "production", RunStatus.NEEDS_ATTENTION, "mint", StepStatus.NEEDS_ATTENTION)
