@@ -166,3 +166,40 @@ def test_runbook_show_matches_golden(world: World) -> None:
     shown = keybot(world, "runbook", "show", "revoke-replace-audit-notify", "--markdown")
     assert shown.returncode == 0 and shown.stdout.strip() == document.strip()
     assert "second person" in document and "Who is told" in document
+
+
+def test_every_cli_decision_refuses_an_os_user_who_may_not_and_changes_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.registry.models import Key
+    from bot.runbooks.models import StepStatus as Step
+    from tests.test_permission_matrix import put_run, snapshot
+
+    host = identity.host()
+    mallory = as_os_user(world, monkeypatch, "mallory", KEYBOT_REVOKERS=f"cli:alice@{host}")
+    ask = {"instructions": "not confirmed", "decide": True}
+    why = ("--reason", "x")
+    cases = [
+        ("runs approve", RunStatus.AWAITING_APPROVAL, "revoke_old", Step.AWAITING_APPROVAL, {}, ()),
+        ("runs retry", RunStatus.NEEDS_ATTENTION, "mint", Step.NEEDS_ATTENTION, {}, ()),
+        ("runs skip", RunStatus.NEEDS_ATTENTION, "mint", Step.NEEDS_ATTENTION, {}, why),
+        ("runs done", RunStatus.WAITING_MANUAL, "mint", Step.WAITING_MANUAL, {}, ("--note", "x")),
+        ("runs abort", RunStatus.NEEDS_ATTENTION, "mint", Step.NEEDS_ATTENTION, {}, why),
+        ("runs revoke-now", RunStatus.WAITING_MANUAL, "distribute", Step.WAITING_MANUAL, ask, ()),
+        ("runs wait-longer", RunStatus.WAITING_MANUAL, "distribute", Step.WAITING_MANUAL, ask, ()),
+        ("runs redeployed", RunStatus.WAITING, "distribute", Step.WAITING, {}, ()),
+        ("incidents resolve", RunStatus.ABORTED, "mint", Step.NEEDS_ATTENTION, {}, why),
+        ("incidents false-alarm", RunStatus.ABORTED, "mint", Step.NEEDS_ATTENTION, {}, why),
+    ]
+    for command, status, step, step_status, output, extra in cases:
+        cell = put_run(world, "production", status, step, step_status, output)
+        with world.database.session() as session:
+            run, key = session.get(Run, cell.run_id), session.get(Key, cell.key_id)
+            assert run is not None and key is not None
+            target = f"INC-{run.incident_id:05d}" if command.startswith("incidents") else run.id
+            if command == "runs redeployed":
+                extra = (key.consumers[0].name,)
+        before = snapshot(world, cell.key_id)
+        refused = mallory(*command.split(), target, *extra)
+        assert refused.exit_code == 2 and "may" in refused.output.lower(), (command, refused.output)
+        assert snapshot(world, cell.key_id) == before, command
