@@ -140,15 +140,24 @@ def _open(run: Run) -> None:
         raise RunRefused(f"run {run.id} already {run.status.value.replace('_', ' ')}; nothing to decide")
 
 
+def _at(
+    session: Session, run_id: str, seen: Seen | None, *statuses: StepStatus
+) -> tuple[Run, Key, RunStep | None]:
+    """The run, its key and the step the decision is about (the first in one of `statuses`), refused when
+    the run has finished or is no longer in the state the person saw."""
+    run, key = _load(session, run_id)
+    _open(run)
+    step = next((s for s in run.steps if s.status in statuses), None)
+    _bind(run, step, seen)
+    return run, key, step
+
+
 def approve(
     database: Database, run_id: str, actor: Actor | str, *, policy: Policy, seen: Seen | None = None
 ) -> Decided:
     who = as_actor(actor)
     with database.session() as session:
-        run, key = _load(session, run_id)
-        _open(run)
-        step = next((s for s in run.steps if s.status is StepStatus.AWAITING_APPROVAL), None)
-        _bind(run, step, seen)
+        run, key, step = _at(session, run_id, seen, StepStatus.AWAITING_APPROVAL)
         if run.status is not RunStatus.AWAITING_APPROVAL or step is None:
             raise RunRefused(f"run {run_id} is {_describe(run)}, not waiting for approval")
         policy.check(Decision.APPROVE, who, subject_of(run, key, step))
@@ -165,10 +174,7 @@ def retry_step(
 ) -> Decided:
     who = as_actor(actor)
     with database.session() as session:
-        run, key = _load(session, run_id)
-        _open(run)
-        step = next((s for s in run.steps if s.status is StepStatus.NEEDS_ATTENTION), None)
-        _bind(run, step, seen)
+        run, key, step = _at(session, run_id, seen, StepStatus.NEEDS_ATTENTION)
         if run.status is not RunStatus.NEEDS_ATTENTION or step is None:
             raise RunRefused(f"run {run_id} is {_describe(run)}; only a step that needs attention is retried")
         policy.check(Decision.RETRY, who, subject_of(run, key, step))
@@ -239,13 +245,7 @@ def skip_step(
     if not reason:
         raise RunRefused("skipping a step needs a reason (it goes on the incident timeline)")
     with database.session() as session:
-        run, key = _load(session, run_id)
-        _open(run)
-        step = next(
-            (s for s in run.steps if s.status in (StepStatus.NEEDS_ATTENTION, StepStatus.WAITING_MANUAL)),
-            None,
-        )
-        _bind(run, step, seen)
+        run, key, step = _at(session, run_id, seen, StepStatus.NEEDS_ATTENTION, StepStatus.WAITING_MANUAL)
         if run.status is RunStatus.AWAITING_APPROVAL:
             raise RunRefused("this step needs approval; it cannot be skipped (approve it, or abort the run)")
         if step is None or run.status not in (RunStatus.NEEDS_ATTENTION, RunStatus.WAITING_MANUAL):
@@ -283,13 +283,7 @@ def mark_done(
     who = as_actor(actor)
     note = clean(note)
     with database.session() as session:
-        run, key = _load(session, run_id)
-        _open(run)
-        step = next(
-            (s for s in run.steps if s.status in (StepStatus.WAITING_MANUAL, StepStatus.NEEDS_ATTENTION)),
-            None,
-        )
-        _bind(run, step, seen)
+        run, key, step = _at(session, run_id, seen, StepStatus.WAITING_MANUAL, StepStatus.NEEDS_ATTENTION)
         if step is None or run.status not in (RunStatus.WAITING_MANUAL, RunStatus.NEEDS_ATTENTION):
             raise RunRefused(f"run {run_id} is {_describe(run)}; no step is waiting to be marked done")
         if step.action == "identify":

@@ -144,25 +144,26 @@ def register(app: App, ctx: SlackContext) -> None:
             found = next((s for s in run.steps if s.name == step), None) if run else None
             return found.title if found else step
 
-    @app.action(ids.MARK_DONE)
-    def mark_done(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
+    def open_step_modal(
+        body: dict[str, Any], build: Callable[[str, str, str, int | None], dict[str, Any]]
+    ) -> None:
+        """A modal that asks why before deciding on a step; it carries the step and version the button had."""
         found = run_button(body)
         if found is None:
             return
         ref, seen = found
         assert seen.step is not None
-        open_modal(body, mark_done_modal(ref.id, seen.step, step_title(ref.id, seen.step), seen.version))
+        open_modal(body, build(ref.id, seen.step, step_title(ref.id, seen.step), seen.version))
+
+    @app.action(ids.MARK_DONE)
+    def mark_done(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        open_step_modal(body, mark_done_modal)
 
     @app.action(ids.SKIP)
     def skip(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        found = run_button(body)
-        if found is None:
-            return
-        ref, seen = found
-        assert seen.step is not None
-        open_modal(body, skip_reason_modal(ref.id, seen.step, step_title(ref.id, seen.step), seen.version))
+        open_step_modal(body, skip_reason_modal)
 
     @app.action(ids.ABORT)
     def abort(ack: Ack, body: dict[str, Any]) -> None:
