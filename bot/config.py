@@ -1,4 +1,4 @@
-"""Settings read from the environment and `.env`, with the variable names fixed by DESIGN §5.
+"""Settings read from the environment and `.env`, with the variable names the README documents.
 
 Errors are turned into one line per bad variable so an operator at 3 a.m. sees what to fix, and secret
 settings never appear in those lines.

@@ -1,4 +1,4 @@
-"""The shell adapter (DESIGN §2): ``keybot run`` without Slack credentials chats with the real Bolt app in a
+"""The shell adapter: ``keybot run`` without Slack credentials chats with the real Bolt app in a
 terminal. :class:`LocalSlack` emulates Slack's Web API in-process; :class:`ShellChat` turns typed lines into
 signed Slack requests and prints what the app sends as text."""
 

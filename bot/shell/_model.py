@@ -82,7 +82,7 @@ def with_block_ids(blocks: Any) -> list[Json]:
 
 
 def check_content(text: Any, blocks: Any, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> None:
-    """The message checks Slack makes that keybot's builders must already respect (DESIGN §6)."""
+    """The message checks Slack makes that keybot's builders must already respect."""
     if len(str(text or "")) > MAX_MESSAGE_TEXT:
         raise SlackError("msg_too_long")
     if blocks is None:

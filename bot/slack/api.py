@@ -1,4 +1,4 @@
-"""The ONE Slack Web API wrapper (DESIGN §6): slack_sdk's retry handlers, typed errors, plain explanations.
+"""The ONE Slack Web API wrapper: slack_sdk's retry handlers, typed errors, plain explanations.
 
 Every outgoing Slack call goes through :class:`SlackAPI`, so retries, error classification and redaction
 are decided in one place. Rate limits (HTTP 429) are retried in-process while ``Retry-After`` is short,

@@ -31,7 +31,7 @@ Renderer = Callable[[Notification], tuple[str, list[dict[str, Any]]]]
 DM_KINDS = frozenset({"owner_dm", "backup_dm", "consumer", "emergency_dm", "manager_summary", "manager"})
 CHANNEL_KINDS = frozenset({"channel"})
 METADATA_EVENT_TYPE = "keybot_notification"
-SECTION_LIMIT = 3000  # characters per section text (DESIGN §6)
+SECTION_LIMIT = 3000  # characters per section text (Slack's limit)
 TEXT_LIMIT = 39_000  # Slack refuses message text over 40,000 characters
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
