@@ -158,8 +158,7 @@ class Engine:
         current = runbook.steps.get(step.name) if runbook is not None else None
         if current is None:
             return None
-        kept = (run.plan or {}).get(step.name)
-        return StepDefinition.model_validate(kept) if kept is not None else current
+        return (run.plan or {}).get(step.name, current)
 
     def _heartbeat(self, run_id: str) -> Callable[[], AbstractContextManager[object]]:
         """Around each outside call: renew the lease every third of its lifetime while the call lasts."""

@@ -25,6 +25,7 @@ from bot.incidents.chain import PendingEvent
 from bot.incidents.models import IncidentStatus
 from bot.notifications.service import Message, outbox_rows
 from bot.runbooks import guarantees
+from bot.runbooks.definitions import StepDefinition
 from bot.runbooks.models import RunStatus, StepStatus
 from bot.runbooks.run_context import RunContext
 from bot.runbooks.transition import INCIDENTS, RUNS, STEP_FIELDS, STEPS, Batch, IncidentChange, KeyRotated
@@ -72,7 +73,7 @@ class RunState:
     finished_at: datetime | None
     steps: list[StepState]
     wake_at: datetime | None = None
-    plan: dict[str, Any] | None = None  # the step definitions the run started with (None: an older run)
+    plan: dict[str, StepDefinition] | None = None  # the steps as the run started (None: an older run)
     incident_status: IncidentStatus | None = None
     incident_opened_at: datetime | None = None
 
@@ -100,7 +101,9 @@ def load(session: Session, run_id: str) -> RunState | None:
         context=cast(RunContext, dict(row["context"] or {})),
         finished_at=row["finished_at"],
         wake_at=row["wake_at"],
-        plan=row["plan"],
+        plan={name: StepDefinition.model_validate(d) for name, d in row["plan"].items()}
+        if row["plan"]
+        else None,
         steps=[
             StepState(
                 id=s["id"],

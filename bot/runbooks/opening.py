@@ -105,7 +105,7 @@ class RunPlan:
             attention=None,
             context=self.context,
             finished_at=None,
-            plan=self.definitions,
+            plan=dict(self.steps),
             steps=[
                 StepState(step_id, name, step.action, step.title)
                 for step_id, (name, step) in zip(step_ids, self.steps, strict=True)
