@@ -13,10 +13,12 @@ Query parameters that the operation does not declare at all are reported as vali
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
 import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,40 @@ SPEC_HOST = "https://api.openai.com"
 SPEC_PREFIX = "/v1"
 
 
+SPEC_COMMIT = "f85dbe223d40e1a31cba812ab2d755c7e98a92a3"
+SPEC_URL = f"https://raw.githubusercontent.com/openai/openai-openapi/{SPEC_COMMIT}/openapi.yaml"
+SPEC_SHA256 = "db5d7478feae10b4d331834c60d9765a8aa042e38419f9b1694288c11aa8ebc8"
+"""The official spec, pinned: `openai/openai-openapi` at SPEC_COMMIT, checked by its digest."""
+
+
 def spec_path() -> Path:
+    """`KEYBOT_OPENAI_SPEC` when set (CI points it at a local copy); else the pinned spec, downloaded once
+    into the user's cache and checked against its digest."""
     env = os.environ.get(SPEC_ENV)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "specs" / "openai-openapi.yaml"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keybot"
+    path = cache / f"openai-openapi-{SPEC_COMMIT[:12]}.yaml"
+    if not path.is_file():
+        _download(path)
+    return path
+
+
+def _download(path: Path) -> None:
+    try:
+        with urllib.request.urlopen(SPEC_URL, timeout=60) as response:
+            body = response.read()
+    except OSError as error:
+        raise FileNotFoundError(
+            f"the OpenAI OpenAPI spec is not cached at {path} and could not be downloaded ({error}); "
+            f"download {SPEC_URL} there, or set {SPEC_ENV} to a copy"
+        ) from None
+    if hashlib.sha256(body).hexdigest() != SPEC_SHA256:
+        raise FileNotFoundError(f"{SPEC_URL} did not match the pinned sha256 {SPEC_SHA256}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(body)
+    partial.replace(path)  # atomic: parallel test workers never read half a file
 
 
 def _hinted(name: str) -> Any:
