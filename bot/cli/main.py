@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import OperationalError
 
-from bot.cli import audit, bulk, db, incidents, registry, runs, scan, serve
+from bot.cli import audit, bulk, db, incidents, registry, revoke, runs, scan, serve
 from bot.cli.context import CliError, err, runtime
 from bot.config import ConfigError
 from bot.db.migrate import SchemaOutOfDate
@@ -30,7 +30,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(incidents.app, name="incidents")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(audit.runbook_app, name="runbook")
-app.command("revoke")(runs.revoke_command)
+app.command("revoke")(revoke.revoke_command)
 app.command("bulk-revoke")(bulk.bulk_revoke_command)
 app.command("serve")(serve.serve_command)
 app.command("run")(serve.run_command)

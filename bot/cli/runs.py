@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import typer
@@ -12,15 +11,12 @@ from sqlalchemy import select
 
 from bot.access.policy import Actor
 from bot.cli.context import CliError, add_plain_row, err, out, runtime
-from bot.cli.identity import cli_actor, cli_identity
+from bot.cli.identity import cli_actor
 from bot.cli.progress import LiveProgress, run_table
-from bot.cli.registry import _read_query, describe_miss
 from bot.db.base import utcnow
 from bot.incidents import lifecycle
 from bot.incidents.service import timeline
 from bot.notifications.service import Message, enqueue, for_run
-from bot.registry.render import key_card
-from bot.registry.service import lookup
 from bot.runbooks import service, waits
 from bot.runbooks.engine import Engine, RunBusy
 from bot.runbooks.models import Run, RunStatus
@@ -101,55 +97,6 @@ def _after(run_id: str, status: RunStatus) -> None:
         hints[status] = f"waiting (durably; `keybot clock` carries it on): {_waiting_hint(run_id)}"
     err.print(hints.get(status, f"run {run_id} is {status.value}"), markup=False)
     raise typer.Exit(EXIT_PAUSED)
-
-
-def revoke_command(
-    key: str = typer.Argument(
-        ..., help="name, #id, provider key id, sk-...Xy9Q, or '-' to read the secret from stdin"
-    ),
-    reason: str = typer.Option(..., "--reason", "-r", help="what happened (goes on the incident timeline)"),
-    mode: str = typer.Option("staged", "--mode", "-m", help="staged (replace, then revoke) or emergency"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
-    severity: str = typer.Option("sev2", help="sev1..sev4"),
-) -> None:
-    """Break-glass: revoke and replace a key from the terminal, with the same runbook Slack runs."""
-    if mode not in ("staged", "emergency"):
-        raise CliError("--mode must be staged or emergency")
-    if severity not in ("sev1", "sev2", "sev3", "sev4"):
-        raise CliError("--severity must be one of sev1, sev2, sev3, sev4")
-    rt = runtime()
-    with rt.database.session() as session:
-        result = lookup(session, _read_query(key), rt.fingerprinter)
-        if not result.matches:
-            raise CliError(describe_miss(result))
-        if result.ambiguous:
-            names = ", ".join(f"#{k.id} {k.name}" for k in result.matches)
-            raise CliError(f"ambiguous ({names}); repeat with the #id")
-        target = result.matches[0]
-        card = key_card(target, utcnow())
-        key_id = target.id
-    table = Table(show_header=False, box=None)
-    for label, value in card:
-        add_plain_row(table, Text(label, style="bold"), value)
-    out.print(table)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise CliError("refusing to revoke without confirmation: pass --yes when not on a terminal")
-        typer.confirm(f"Run {mode} revoke → replace → audit → notify on this key?", abort=True)
-    engine = rt.engine()
-    try:
-        opened = engine.start(
-            key_id=key_id,
-            runbook="revoke-replace-audit-notify",
-            mode=mode,
-            actor=cli_identity(),
-            reason=reason,
-            severity=severity,
-        )
-    except service.RunRefused as refused:
-        raise CliError(str(refused)) from None
-    out.print(f"started run {opened.state.id}")
-    execute(opened, engine)
 
 
 def _decide(call: Callable[[], service.Decided], run_id: str, actor: Actor) -> None:

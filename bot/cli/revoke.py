@@ -1,0 +1,67 @@
+"""`keybot revoke`: break-glass revoke and replace from the terminal, with the runbook Slack runs."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from bot.cli.context import CliError, add_plain_row, out, runtime
+from bot.cli.identity import cli_identity
+from bot.cli.registry import _read_query, describe_miss
+from bot.cli.runs import execute
+from bot.db.base import utcnow
+from bot.registry.render import key_card
+from bot.registry.service import lookup
+from bot.runbooks import service
+
+
+def revoke_command(
+    key: str = typer.Argument(
+        ..., help="name, #id, provider key id, sk-...Xy9Q, or '-' to read the secret from stdin"
+    ),
+    reason: str = typer.Option(..., "--reason", "-r", help="what happened (goes on the incident timeline)"),
+    mode: str = typer.Option("staged", "--mode", "-m", help="staged (replace, then revoke) or emergency"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    severity: str = typer.Option("sev2", help="sev1..sev4"),
+) -> None:
+    """Break-glass: revoke and replace a key from the terminal, with the same runbook Slack runs."""
+    if mode not in ("staged", "emergency"):
+        raise CliError("--mode must be staged or emergency")
+    if severity not in ("sev1", "sev2", "sev3", "sev4"):
+        raise CliError("--severity must be one of sev1, sev2, sev3, sev4")
+    rt = runtime()
+    with rt.database.session() as session:
+        result = lookup(session, _read_query(key), rt.fingerprinter)
+        if not result.matches:
+            raise CliError(describe_miss(result))
+        if result.ambiguous:
+            names = ", ".join(f"#{k.id} {k.name}" for k in result.matches)
+            raise CliError(f"ambiguous ({names}); repeat with the #id")
+        target = result.matches[0]
+        card = key_card(target, utcnow())
+        key_id = target.id
+    table = Table(show_header=False, box=None)
+    for label, value in card:
+        add_plain_row(table, Text(label, style="bold"), value)
+    out.print(table)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CliError("refusing to revoke without confirmation: pass --yes when not on a terminal")
+        typer.confirm(f"Run {mode} revoke → replace → audit → notify on this key?", abort=True)
+    engine = rt.engine()
+    try:
+        opened = engine.start(
+            key_id=key_id,
+            runbook="revoke-replace-audit-notify",
+            mode=mode,
+            actor=cli_identity(),
+            reason=reason,
+            severity=severity,
+        )
+    except service.RunRefused as refused:
+        raise CliError(str(refused)) from None
+    out.print(f"started run {opened.state.id}")
+    execute(opened, engine)
