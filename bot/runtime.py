@@ -18,7 +18,7 @@ from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
 
 if TYPE_CHECKING:
-    from bot.sandbox.drill import Sandbox
+    from bot.sandbox.sandbox import Sandbox
 
 
 DURABLE_RETRY_AFTER_SECONDS = 5.0
@@ -134,7 +134,7 @@ class Runtime:
     @cached_property
     def sandbox(self) -> Sandbox:
         """Started on first use: drills, and every key in zero-configuration mode."""
-        from bot.sandbox.drill import Sandbox
+        from bot.sandbox.sandbox import Sandbox
 
         return Sandbox(self.fingerprinter)
 

@@ -14,6 +14,7 @@ from bot.registry.models import Key
 from bot.registry.service import lookup
 from bot.runbooks import service
 from bot.runbooks.models import Run
+from bot.sandbox.drill import drill_copy
 from bot.slack import ids, limits
 from bot.slack.blocks.revoke_modal import pick_key_modal, revoke_modal
 from bot.slack.context import SlackContext
@@ -97,7 +98,7 @@ def register(app: App, ctx: SlackContext) -> None:
             with rt.database.session() as session:
                 real = session.get(Key, key.id)
                 assert real is not None
-                key_id = rt.sandbox.drill_copy(session, real).id
+                key_id = drill_copy(rt.sandbox, session, real).id
         try:
             run_id = service.start_run(
                 rt.database,
