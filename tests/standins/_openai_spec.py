@@ -41,6 +41,7 @@ from openapi_schema_validator import _keywords as oas_keywords
 from werkzeug.datastructures import ImmutableMultiDict
 
 SPEC_ENV = "KEYBOT_OPENAI_SPEC"
+SPEC_URL_ENV = "KEYBOT_OPENAI_SPEC_URL"  # a mirror to download the pinned spec from; still hash-checked
 # validation runs against the spec's server URL, whatever port the stand-in listens on
 SPEC_HOST = "https://api.openai.com"
 SPEC_PREFIX = "/v1"
@@ -61,13 +62,13 @@ def spec_path() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "keybot"
     path = cache / f"openai-openapi-{SPEC_COMMIT[:12]}.yaml"
     if not path.is_file():
-        _download(path)
+        _download(path, os.environ.get(SPEC_URL_ENV) or SPEC_URL)
     return path
 
 
-def _download(path: Path) -> None:
+def _download(path: Path, url: str) -> None:
     try:
-        with urllib.request.urlopen(SPEC_URL, timeout=60) as response:
+        with urllib.request.urlopen(url, timeout=60) as response:
             body = response.read()
     except OSError as error:
         raise FileNotFoundError(
@@ -75,7 +76,7 @@ def _download(path: Path) -> None:
             f"download {SPEC_URL} there, or set {SPEC_ENV} to a copy"
         ) from None
     if hashlib.sha256(body).hexdigest() != SPEC_SHA256:
-        raise FileNotFoundError(f"{SPEC_URL} did not match the pinned sha256 {SPEC_SHA256}")
+        raise FileNotFoundError(f"{url} did not match the pinned sha256 {SPEC_SHA256}")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.part")
     partial.write_bytes(body)
