@@ -32,6 +32,18 @@ def _parse_deadlines(value: str) -> dict[str, float]:
     return {env.strip(): float(minutes) for env, minutes in pairs}
 
 
+BUILTIN_RUNBOOKS = Path(__file__).resolve().parent / "builtin_runbooks"
+
+
+def default_runbooks_dir() -> Path:
+    """`./runbooks` when the current directory has runbooks (a checkout, or an operator's own set); else
+    the runbooks shipped inside the package, so an installed keybot works from any directory."""
+    local = Path("runbooks")
+    if any(local.glob("*.yaml")):
+        return local
+    return BUILTIN_RUNBOOKS
+
+
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
@@ -56,7 +68,9 @@ class Settings(BaseSettings):
     openai_admin_base_url: str | None = Field(None, validation_alias=_env("OPENAI_ADMIN_BASE_URL"))
     fingerprint_key: SecretStr | None = Field(None, validation_alias=_env("KEYBOT_FINGERPRINT_KEY"))
     state_dir: Path = Field(Path(".keybot"), validation_alias=_env("KEYBOT_STATE_DIR"))
-    runbooks_dir: Path = Field(Path("runbooks"), validation_alias=_env("KEYBOT_RUNBOOKS_DIR"))
+    runbooks_dir: Path = Field(
+        default_factory=default_runbooks_dir, validation_alias=_env("KEYBOT_RUNBOOKS_DIR")
+    )
     run_lease_seconds: float = Field(60.0, gt=0, le=3600, validation_alias=_env("KEYBOT_RUN_LEASE_SECONDS"))
     backoff_scale: float = Field(1.0, ge=0, le=100, validation_alias=_env("KEYBOT_BACKOFF_SCALE"))
     vault_mount: str = Field("secret", validation_alias=_env("VAULT_MOUNT"))

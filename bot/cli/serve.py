@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from bot.access.policy import Policy, Roster
-from bot.cli.context import err, out, runtime
+from bot.cli.context import CliError, err, out, runtime
+from bot.config import Settings
+from bot.registry.fingerprint import KEY_FILE_NAME
 from bot.registry.importer import parse_file
 from bot.registry.models import Key
 from bot.registry.store import apply_import
 
 if TYPE_CHECKING:
     from bot.shell import LocalSlack
-
-EXAMPLE_REGISTRY = Path("runbooks/examples/registry.yaml")
 
 
 def serve_command(
@@ -39,17 +41,24 @@ def serve_command(
 
 def _load_examples() -> bool:
     rt = runtime()
+    example = rt.settings.runbooks_dir / "examples" / "registry.yaml"
     with rt.database.session() as session:
-        if session.scalar(select(func.count(Key.id))) or not EXAMPLE_REGISTRY.exists():
+        if session.scalar(select(func.count(Key.id))) or not example.exists():
             return False
-        apply_import(session, parse_file(EXAMPLE_REGISTRY), rt.fingerprinter)
+        apply_import(session, parse_file(example), rt.fingerprinter)
     return True
 
 
-def run_command() -> None:
+def run_command(
+    reset: bool = typer.Option(
+        False, "--reset", help="delete the local demo database and state first, and start clean"
+    ),
+) -> None:
     """Run keybot locally: Socket Mode with SLACK_APP_TOKEN, else the shell chat on the sandbox."""
     rt = runtime()
     settings = rt.settings
+    if reset:
+        _reset_demo(settings)
     if settings.slack_app_token is not None and settings.slack_bot_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -61,6 +70,28 @@ def run_command() -> None:
         SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
         return
     _run_shell()
+
+
+def _reset_demo(settings: Settings) -> None:
+    """`keybot run --reset`: delete the local SQLite demo database and keybot's own state files."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        raise CliError("--reset deletes only a local SQLite demo database; DATABASE_URL names another one")
+    doomed: list[Path] = []
+    if url.database and url.database != ":memory:":
+        db_file = Path(url.database)
+        doomed += [db_file.with_name(db_file.name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    state = settings.state_dir
+    doomed += [state / KEY_FILE_NAME, *state.glob("keybot.log*")]
+    present = [path for path in doomed if path.exists()]
+    if not present:
+        err.print("--reset: nothing to delete; starting clean")
+        return
+    err.print("--reset: deleting " + ", ".join(str(path) for path in present))
+    for path in present:
+        path.unlink()
+    with contextlib.suppress(OSError):
+        state.rmdir()  # only when nothing else lives there
 
 
 def _register_team_channels(emulator: LocalSlack) -> None:
@@ -98,11 +129,17 @@ def _run_shell() -> None:
                 "sandbox: you (U0SHELL01) and U0BOB00001 are on the revokers list; type `as U0BOB00001` "
                 "to approve as the second on-call"
             )
-        if loaded:
-            with rt.database.session() as session:
-                rt.sandbox.seed_examples(session)
+        with rt.database.session() as session:
+            seeded = rt.sandbox.reseed(session)
+        if not loaded and seeded.keys:
+            err.print(
+                f"sandbox: gave {seeded.keys} key(s) from the database their sandbox twin back "
+                "(`keybot run --reset` starts clean)"
+            )
     if loaded:
-        err.print(f"loaded the example registry from {EXAMPLE_REGISTRY}")
+        err.print(
+            f"loaded the example registry from {rt.settings.runbooks_dir / 'examples' / 'registry.yaml'}"
+        )
     err.print(f"keybot shell chat; logs go to {log_path}. Type help, or /revoke-key payments-openai-staging")
     with LocalSlack() as emulator:
         _register_team_channels(emulator)
