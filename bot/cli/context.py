@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bot.runtime import Runtime
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LOG_FILE_NAME = "keybot.log"
 
 
 class CliError(Exception):
@@ -20,7 +24,15 @@ class CliError(Exception):
 
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
-    return Runtime.from_environment()
+    """The process's runtime, built on first use; logging is configured here too (to stderr and to
+    `KEYBOT_STATE_DIR/keybot.log`), so `--help` and commands that need no configuration read none."""
+    from bot.log import configure_logging
+    from bot.runtime import Runtime
+
+    built = Runtime.from_environment()
+    settings = built.settings
+    configure_logging(settings.log_format, settings.log_level, file=settings.state_dir / LOG_FILE_NAME)
+    return built
 
 
 def add_plain_row(table: Table, *values: str | Text) -> None:
