@@ -336,6 +336,7 @@ class Engine:
         run.attention = f"{step.title}: {reason}"
         book.changed(step)
         book.event("step.needs_attention", {"reason": reason}, step=step.name)
+        log.warning("step needs attention", run_id=run.id, step=step.name, reason=reason)  # to keybot.log
 
     @staticmethod
     def _wait_for_human(
