@@ -18,7 +18,7 @@ from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
 
 if TYPE_CHECKING:
-    from bot.sandbox.sandbox import Sandbox
+    from bot.sandbox.sandbox import Reseeded, Sandbox
 
 
 DURABLE_RETRY_AFTER_SECONDS = 5.0
@@ -57,6 +57,13 @@ class Runtime:
     def use_sandbox(self) -> None:
         """Zero-configuration mode: every provider call and Vault write goes to the local sandbox."""
         self.local_sandbox = True
+
+    def start_sandbox(self) -> Reseeded:
+        """Sandbox mode, with every key the database still uses given its sandbox twin back (the sandbox
+        forgets everything when keybot stops, the database does not)."""
+        self.use_sandbox()
+        with self.database.session() as session:
+            return self.sandbox.reseed(session)
 
     @property
     def sandbox_started(self) -> bool:
@@ -128,6 +135,7 @@ class Runtime:
             self.toolkit,
             config,
             drill_toolkit=self.drill_toolkit,
+            on_drill_end=self.drill_ended,
             policy=self.policy,
         )
 
@@ -140,3 +148,9 @@ class Runtime:
 
     def drill_toolkit(self) -> Toolkit:
         return self.sandbox.toolkit()
+
+    def drill_ended(self, run_id: str) -> None:
+        """A drill's run ended (or was aborted): retire its copy key and clear the sandbox it used."""
+        from bot.sandbox.drill import end_drill
+
+        end_drill(self.database, self.__dict__.get("sandbox"), run_id)  # a sandbox never started is clean

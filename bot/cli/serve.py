@@ -39,7 +39,8 @@ def serve_command(
     serve(KeybotWSGI(app, rt.database), host, listen, threads)
 
 
-def _load_examples() -> bool:
+def load_examples() -> bool:
+    """Import the example registry into an empty database (the zero-configuration demo); True if done."""
     rt = runtime()
     example = rt.settings.runbooks_dir / "examples" / "registry.yaml"
     with rt.database.session() as session:
@@ -117,20 +118,18 @@ def _run_shell() -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.state_dir / "keybot.log"
     configure_logging("json", settings.log_level, log_path.open("a", encoding="utf-8"))
-    loaded = _load_examples()
+    loaded = load_examples()
     if settings.openai_admin_key is None and settings.vault_addr is None:
         err.print(
             "no OPENAI_ADMIN_KEY or VAULT_ADDR: using the local sandbox (fake provider + OpenBao dev server)"
         )
-        rt.use_sandbox()
         if not settings.admins and not settings.revokers and not settings.revoker_group:
             rt.policy = Policy(Roster(revokers=frozenset(SANDBOX_ON_CALLS)))
             err.print(
                 "sandbox: you (U0SHELL01) and U0BOB00001 are on the revokers list; type `as U0BOB00001` "
                 "to approve as the second on-call"
             )
-        with rt.database.session() as session:
-            seeded = rt.sandbox.reseed(session)
+        seeded = rt.start_sandbox()
         if not loaded and seeded.keys:
             err.print(
                 f"sandbox: gave {seeded.keys} key(s) from the database their sandbox twin back "
