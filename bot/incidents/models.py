@@ -44,7 +44,23 @@ class Incident(Base):
 
     @property
     def reference(self) -> str:
-        return f"INC-{self.id:05d}"
+        return reference_for(self.id)
+
+
+DRILL_NUMBERS = "drill_incident_numbers"
+"""PostgreSQL sequence of drill incident numbers (owned by incidents.drill, so TRUNCATE restarts it)."""
+
+
+def reference_for(incident_id: int) -> str:
+    """`INC-00042` for a real incident, `DRILL-00003` for a drill.
+
+    Drills are numbered downwards from -1 in the same id space (their own sequence), so a drill never
+    takes a real incident's number, foreign keys to incidents stay as they are, and a bare id is enough
+    to tell which kind it is.
+    """
+    if incident_id < 0:
+        return f"DRILL-{-incident_id:05d}"
+    return f"INC-{incident_id:05d}"
 
 
 class TimelineEvent(Base):

@@ -9,15 +9,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, PendingEvent, event_hash
-from bot.incidents.models import Incident, TimelineEvent
+from bot.incidents.models import DRILL_NUMBERS, Incident, TimelineEvent, reference_for
 
 APPEND_ATTEMPTS = 5
+INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
+
+
+def next_incident_id(dialect: str, *, drill: bool) -> ColumnElement[int] | None:
+    """The id a new incident takes, or None for the database's own (PostgreSQL's serial sequence).
+
+    Drills count down from -1 (`DRILL-n`), never taking a real incident's number; on PostgreSQL from
+    their own sequence. On SQLite a real incident takes the next positive id explicitly, because SQLite's
+    own choice (largest id + 1) would be 0 while only drills exist.
+    """
+    ids = INCIDENTS.c.id
+    if drill and dialect == "postgresql":
+        return -func.nextval(DRILL_NUMBERS)
+    if drill:
+        return select(func.coalesce(func.min(ids), 0) - 1).where(ids < 0).scalar_subquery()
+    if dialect == "postgresql":
+        return None
+    return select(func.coalesce(func.max(ids), 0) + 1).where(ids > 0).scalar_subquery()
 
 
 def open_incident(
@@ -30,9 +48,13 @@ def open_incident(
     severity: str = "sev2",
     drill: bool = False,
 ) -> Incident:
+    """A new incident and its first timeline event; a drill's is `DRILL-n` (see next_incident_id)."""
+    chosen = next_incident_id(session.get_bind().dialect.name, drill=drill)
     incident = Incident(
         key_id=key_id, title=title[:300], opened_by=opened_by, reason=reason, severity=severity, drill=drill
     )
+    if chosen is not None:
+        incident.id = session.execute(select(chosen)).scalar_one()
     session.add(incident)
     session.flush()
     append_event(session, incident.id, "incident.opened", opened_by, {"title": title, "reason": reason})
@@ -76,7 +98,7 @@ class ChainBreak:
     reason: str
 
     def __str__(self) -> str:
-        return f"INC-{self.incident_id:05d} event #{self.seq}: {self.reason}"
+        return f"{reference_for(self.incident_id)} event #{self.seq}: {self.reason}"
 
 
 def verify_chain(session: Session, incident_id: int | None = None) -> tuple[int, list[ChainBreak]]:

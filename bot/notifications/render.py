@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.notifications.service import Message
@@ -27,6 +28,27 @@ def outcome_verb(facts: dict[str, Any]) -> str:
     return "rotated" if facts.get("runbook") == "rotate" else "revoked and replaced"
 
 
+def for_drill(facts: dict[str, Any], messages: list[Message]) -> list[Message]:
+    """In a drill only its starter hears anything: each message goes to them instead, labelled with
+    whom it would have gone to (owners, backups, consumers, the manager, the team channel)."""
+    starter = facts.get("actor")
+    if not facts.get("drill") or not starter:
+        return messages
+    return [
+        replace(
+            m,
+            recipient=starter,
+            body=f"(drill: would have gone to {_addressee(m)})\n{m.body}",
+            facts={**m.facts, "drill_for": m.recipient},
+        )
+        for m in messages
+    ]
+
+
+def _addressee(message: Message) -> str:
+    return f"#{message.recipient}" if message.kind == "channel" else f"@{message.recipient}"
+
+
 def owner_messages(facts: dict[str, Any]) -> list[Message]:
     """Owners and backups: what happened, who did it and why, where the replacement is, what to do."""
     drill = "[DRILL] " if facts.get("drill") else ""
@@ -43,7 +65,7 @@ def owner_messages(facts: dict[str, Any]) -> list[Message]:
     )
     messages = [Message("owner_dm", owner, subject, body, facts) for owner in facts.get("owners", [])]
     messages += [Message("backup_dm", backup, subject, body, facts) for backup in facts.get("backups", [])]
-    return messages
+    return for_drill(facts, messages)
 
 
 def channel_message(facts: dict[str, Any]) -> list[Message]:
@@ -55,7 +77,9 @@ def channel_message(facts: dict[str, Any]) -> list[Message]:
         f"in {facts['mode']} mode{' WITH EXCEPTIONS' if facts.get('exceptions') else ''}; "
         f"replacement in {_where(facts)}. Incident {facts.get('incident') or '-'}." + _caveats(facts)
     )
-    return [Message("channel", facts["team_channel"], f"{drill}{facts['key_name']}: done", body, facts)]
+    return for_drill(
+        facts, [Message("channel", facts["team_channel"], f"{drill}{facts['key_name']}: done", body, facts)]
+    )
 
 
 def manager_summary(facts: dict[str, Any]) -> list[Message]:
@@ -70,27 +94,27 @@ def manager_summary(facts: dict[str, Any]) -> list[Message]:
         f"{usage.get('tokens', 'unknown')} tokens, cost {usage.get('cost_usd', 'unknown')} USD.\n"
         f"Actions: {facts['mode']} {facts['runbook']} started by {facts['actor']}." + _caveats(facts)
     )
-    return [
-        Message(
-            "manager_summary", facts["manager"], f"{drill}Incident summary {facts['incident']}", body, facts
-        )
-    ]
+    subject = f"{drill}Incident summary {facts['incident']}"
+    return for_drill(facts, [Message("manager_summary", facts["manager"], subject, body, facts)])
 
 
 def consumer_messages(facts: dict[str, Any], consumers: list[tuple[str, str | None]]) -> list[Message]:
     drill = "[DRILL] " if facts.get("drill") else ""
-    return [
-        Message(
-            "consumer",
-            contact,
-            f"{drill}Redeploy {name}: {facts['key_name']} was replaced",
-            f"{drill}{name} uses {facts['key_name']}. Redeploy it so it reads {_where(facts)}, "
-            "then confirm in the incident thread.",
-            {**facts, "consumer": name},
-        )
-        for name, contact in consumers
-        if contact
-    ]
+    return for_drill(
+        facts,
+        [
+            Message(
+                "consumer",
+                contact,
+                f"{drill}Redeploy {name}: {facts['key_name']} was replaced",
+                f"{drill}{name} uses {facts['key_name']}. Redeploy it so it reads {_where(facts)}, "
+                "then confirm in the incident thread.",
+                {**facts, "consumer": name},
+            )
+            for name, contact in consumers
+            if contact
+        ],
+    )
 
 
 def emergency_warning(facts: dict[str, Any]) -> list[Message]:
@@ -101,7 +125,7 @@ def emergency_warning(facts: dict[str, Any]) -> list[Message]:
         "before a replacement exists. "
         "Anything using it fails until the replacement is distributed; watch the incident thread."
     )
-    return [
-        Message("emergency_dm", o, f"{drill}{facts['key_name']} revoked: expect errors", body, facts)
-        for o in facts.get("owners", [])
-    ]
+    subject = f"{drill}{facts['key_name']} revoked: expect errors"
+    return for_drill(
+        facts, [Message("emergency_dm", o, subject, body, facts) for o in facts.get("owners", [])]
+    )

@@ -6,7 +6,20 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db.base import Base, utcnow
@@ -71,6 +84,8 @@ class Key(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     description: Mapped[str | None] = mapped_column(Text)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A drill's sandbox copy: never listed, exported, suggested or due; retired when its drill ends."""
 
     team: Mapped[Team | None] = relationship(back_populates="keys", lazy="joined")
     owners: Mapped[list[KeyOwner]] = relationship(

@@ -16,6 +16,7 @@ from bot.db.upsert import insert_unless_present
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, Head, PendingEvent
 from bot.incidents.models import Incident, IncidentStatus
+from bot.incidents.service import next_incident_id
 from bot.registry.models import Key, KeyStatus
 from bot.runbooks.context import KeyFacts
 from bot.runbooks.definitions import StepDefinition
@@ -125,9 +126,11 @@ def open_with_core(engine: Engine, plan: RunPlan) -> OpenedRun:
         plan.check(key)
         incident_id, head = None, Head(0, GENESIS)
         if plan.incident:
+            chosen = next_incident_id(conn.dialect.name, drill=plan.drill)
             incident_id = conn.execute(
                 insert(INCIDENTS)
                 .values(
+                    **({} if chosen is None else {"id": chosen}),
                     key_id=plan.key_id,
                     title=plan.title(key),
                     opened_by=plan.actor,

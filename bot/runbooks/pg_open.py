@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from bot.incidents import chain
 from bot.incidents.chain import GENESIS, Head
-from bot.incidents.models import IncidentStatus
+from bot.incidents.models import DRILL_NUMBERS, IncidentStatus
 from bot.runbooks.context import KEY_FACTS, KeyFacts
 from bot.runbooks.models import RunStatus, StepStatus
 from bot.runbooks.opening import STEPS, OpenedRun, RunPlan
@@ -26,6 +26,9 @@ from bot.runbooks.refusals import RunRefused
 NEXT_INCIDENT_ID = select(func.nextval(func.pg_get_serial_sequence("incidents", "id"))).scalar_subquery()
 """Uncorrelated, so PostgreSQL evaluates it once per query (an InitPlan), whatever the number of rows."""
 KEY_FACTS_AND_INCIDENT_ID = KEY_FACTS.add_columns(NEXT_INCIDENT_ID.label("next_incident_id"))
+NEXT_DRILL_ID = select(-func.nextval(DRILL_NUMBERS)).scalar_subquery()
+"""A drill's incident counts down from -1 on its own sequence (DRILL-n), never taking a real number."""
+KEY_FACTS_AND_DRILL_ID = KEY_FACTS.add_columns(NEXT_DRILL_ID.label("next_incident_id"))
 
 OPENED_STEPS = recordset(STEPS, ("position", "name", "action", "title"))
 """The step columns an opening writes from its plan (the rest are the step's initial state)."""
@@ -72,7 +75,9 @@ SELECT id FROM steps ORDER BY position
 def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:
     """The opened run, or None when the key's lock was taken (nothing was written; an incident id from
     the sequence may be spent). Raises RunRefused for an unknown key."""
-    query = KEY_FACTS_AND_INCIDENT_ID if plan.incident else KEY_FACTS
+    query = KEY_FACTS
+    if plan.incident:
+        query = KEY_FACTS_AND_DRILL_ID if plan.drill else KEY_FACTS_AND_INCIDENT_ID
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         rows = conn.execute(query, {"key_id": plan.key_id}).all()
         key = KeyFacts.from_rows(rows)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import ButtonElement
 
-from bot.incidents.models import Incident
+from bot.incidents.models import Incident, reference_for
 from bot.registry.models import Key, OwnerRole
 from bot.runbooks import guarantees
 from bot.runbooks.models import Run, RunStatus, RunStep, StepStatus
@@ -66,7 +66,7 @@ _CURRENT = {
 
 
 def incident_reference(incident_id: int | None) -> str:
-    return f"INC-{incident_id:05d}" if incident_id is not None else "no incident"
+    return reference_for(incident_id) if incident_id is not None else "no incident"
 
 
 def incident_header(incident: Incident, key: Key) -> tuple[str, list[Block]]:

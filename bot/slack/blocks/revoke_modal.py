@@ -20,12 +20,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.incidents.models import reference_for
 from bot.registry.models import Key, KeyStatus
 from bot.slack import ids, limits
 from bot.slack.blocks.common import Block, chunk_lines, context, divider, section
 from bot.slack.blocks.key_card import candidate_lines, is_drill, key_card_blocks
 
 REASON_MAX = 500
+DRILL_TITLE = "DRILL: revoke a key"
+DRILL_NOTICE = "Drill: rehearsal on a sandbox copy; nothing real is touched"
 
 MODE_OPTIONS = {
     "staged": Option(
@@ -103,13 +106,18 @@ def revoke_modal(
     *,
     default_mode: Literal["staged", "emergency"] = "staged",
 ) -> dict[str, Any]:
-    """The key's card and the form that starts a run: mode, reason, severity."""
+    """The key's card and the form that starts a run: mode, reason, severity.
+
+    A drill (`--drill`, or a sandbox key) says so from its title on, so nobody mistakes it for the real thing.
+    """
+    drill = private_metadata.extra.get("drill") == "1" or is_drill(key) or key.drill
     blocks: list[Block] = []
-    if is_drill(key):
+    if drill:
+        blocks.append(context(f"🧪 {DRILL_NOTICE}", block_id="drill_notice"))
         blocks.append(
             section(
-                "🧪 *Drill*: this is a sandbox key. The run and its incident are marked [DRILL]; "
-                "nothing in production is touched.",
+                "🧪 *[DRILL]* The run, its incident (`DRILL-n`) and every message are marked as a drill. "
+                "Messages go to you only, labelled with whom they would have gone to.",
                 block_id="drill",
             )
         )
@@ -160,8 +168,13 @@ def revoke_modal(
             "Progress is posted as one message you can Retry, Skip or Abort from."
         )
     )
-    title = "Revoke key (drill)" if is_drill(key) else "Revoke & replace key"
-    return _view(ids.REVOKE_MODAL, title, blocks, submit="Start", private_metadata=private_metadata)
+    if drill:
+        return _view(
+            ids.REVOKE_MODAL, DRILL_TITLE, blocks, submit="Start drill", private_metadata=private_metadata
+        )
+    return _view(
+        ids.REVOKE_MODAL, "Revoke & replace key", blocks, submit="Start", private_metadata=private_metadata
+    )
 
 
 def _candidate_option(key: Key) -> Option:
@@ -327,7 +340,7 @@ def resolve_incident_modal(incident_id: int, false_alarm: bool) -> dict[str, Any
     what = "a false alarm" if false_alarm else "resolved"
     blocks = [
         section(
-            f"Mark INC-{incident_id:05d} as {what}?"
+            f"Mark {reference_for(incident_id)} as {what}?"
             + (" The key's status before the incident is restored." if false_alarm else ""),
             block_id="incident_intro",
         ),
