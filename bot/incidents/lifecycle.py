@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bot.access.policy import Actor, Decision, Policy, Subject
 from bot.db.base import utcnow
 from bot.db.session import Database
-from bot.incidents.models import Incident, IncidentStatus, TimelineEvent
+from bot.incidents.models import Incident, IncidentStatus, TimelineEvent, reference_for
 from bot.incidents.service import append_event
 from bot.registry.models import Key, KeyStatus, OwnerRole
 from bot.runbooks.decisions import clean, lock_row
@@ -29,18 +29,20 @@ class Closed:
 
 
 def parse_reference(text: str) -> int:
-    """`INC-00042`, `inc-42` or `42` → 42; anything else is refused with the expected form."""
-    value = text.strip().upper().removeprefix("INC-").lstrip("0") or "0"
+    """`INC-00042`, `inc-42` or `42` → 42, `DRILL-00003` → -3 (drills count down); else refused."""
+    upper = text.strip().upper()
+    sign = -1 if upper.startswith("DRILL-") else 1
+    value = upper.removeprefix("DRILL-").removeprefix("INC-").lstrip("0") or "0"
     if not value.isdigit() or len(value) > 9 or int(value) == 0:
         raise RunRefused(f"expected an incident like INC-00042 or 42, got {text[:40]!r}")
-    return int(value)
+    return sign * int(value)
 
 
 def _load(session: Session, incident_id: int) -> tuple[Incident, Key | None]:
     lock_row(session, Incident, incident_id)
     incident = session.get(Incident, incident_id, with_for_update=True)
     if incident is None:
-        raise RunRefused(f"no incident INC-{incident_id:05d}")
+        raise RunRefused(f"no incident {reference_for(incident_id)}")
     key = session.get(Key, incident.key_id) if incident.key_id is not None else None
     return incident, key
 

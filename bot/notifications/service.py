@@ -50,7 +50,10 @@ def outbox_rows(
     rows: dict[str, dict[str, Any]] = {}
     now = utcnow()
     for message in messages:
-        dedupe_key = f"{dedupe_prefix}:{message.kind}:{message.recipient}"[:200]
+        dedupe_key = f"{dedupe_prefix}:{message.kind}:{message.recipient}"
+        if message.facts.get("drill_for"):  # a drill's starter gets each person's message, not one
+            dedupe_key += f":{message.facts['drill_for']}:{message.facts.get('consumer') or ''}"
+        dedupe_key = dedupe_key[:200]
         rows.setdefault(
             dedupe_key,
             {

@@ -51,6 +51,10 @@ class Lookup:
         return len(self.matches) > 1
 
 
+NOT_DRILL = Key.drill.is_(False)
+"""Drill copies (bot/sandbox/drill.py) are never found, suggested, listed or due."""
+
+
 def _family_compatible(query_prefix: str, family: str | None) -> bool:
     if family is None:
         return True
@@ -58,7 +62,11 @@ def _family_compatible(query_prefix: str, family: str | None) -> bool:
 
 
 def _by_redacted(session: Session, prefix: str, suffix: str) -> list[Key]:
-    rows = session.scalars(select(Key).where(Key.secret_last4 == suffix[-4:]).order_by(Key.id)).unique().all()
+    rows = (
+        session.scalars(select(Key).where(Key.secret_last4 == suffix[-4:], NOT_DRILL).order_by(Key.id))
+        .unique()
+        .all()
+    )
     return [k for k in rows if _family_compatible(prefix, k.secret_family)]
 
 
@@ -70,7 +78,9 @@ def lookup(session: Session, query: str, fingerprinter: Fingerprinter) -> Lookup
     found = find_secrets(text)
     if found or SECRET_LIKE.match(text):
         secret = found[0].value if found else text
-        key = session.scalars(select(Key).where(Key.fingerprint == fingerprinter.fingerprint(secret))).first()
+        key = session.scalars(
+            select(Key).where(Key.fingerprint == fingerprinter.fingerprint(secret), NOT_DRILL)
+        ).first()
         if key is not None:
             return Lookup([key], MatchedBy.FINGERPRINT, query_was_secret=True)
         if found:
@@ -88,15 +98,17 @@ def lookup(session: Session, query: str, fingerprinter: Fingerprinter) -> Lookup
     id_match = KEYBOT_ID.match(text)
     if id_match:
         key = session.get(Key, int(id_match.group(1)))
-        if key is not None:
+        if key is not None and not key.drill:
             return Lookup([key], MatchedBy.KEYBOT_ID)
     by_provider = (
-        session.scalars(select(Key).where(Key.provider_key_id == text).order_by(Key.id)).unique().all()
+        session.scalars(select(Key).where(Key.provider_key_id == text, NOT_DRILL).order_by(Key.id))
+        .unique()
+        .all()
     )
     if by_provider:
         return Lookup(list(by_provider), MatchedBy.PROVIDER_ID)
     by_name = (
-        session.scalars(select(Key).where(func.lower(Key.name) == text.lower()).order_by(Key.id))
+        session.scalars(select(Key).where(func.lower(Key.name) == text.lower(), NOT_DRILL).order_by(Key.id))
         .unique()
         .all()
     )
@@ -121,7 +133,7 @@ def suggest(session: Session, text: str, limit: int = 5) -> list[str]:
     conditions = [func.lower(Key.name).like(f"%{t}%") for t in tokens] or [
         func.lower(Key.name).like(f"{lowered[:2]}%")
     ]
-    pool = session.scalars(select(Key.name).where(or_(*conditions)).limit(SUGGESTION_POOL)).all()
+    pool = session.scalars(select(Key.name).where(or_(*conditions), NOT_DRILL).limit(SUGGESTION_POOL)).all()
     return difflib.get_close_matches(lowered, list(pool), n=limit, cutoff=0.5) or list(pool[:limit])
 
 
@@ -141,7 +153,7 @@ def rotation_due_at(key: Key) -> datetime | None:
 
 
 def list_keys(session: Session, filters: KeyFilter, limit: int = 1000) -> list[Key]:
-    statement: Select[Key] = select(Key).order_by(Key.name)
+    statement: Select[Key] = select(Key).where(NOT_DRILL).order_by(Key.name)
     if filters.team:
         statement = statement.join(Team, Key.team_id == Team.id).where(Team.name == filters.team)
     if filters.owner:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.db.base import utcnow
-from bot.incidents.models import IncidentStatus
+from bot.incidents.models import IncidentStatus, reference_for
 from bot.notifications import render
 from bot.notifications.service import Message
 from bot.providers.base import KeyProvider, ProviderError
@@ -362,7 +362,7 @@ def message_facts(ctx: StepContext) -> dict[str, Any]:
         "team_channel": ctx.key.team_channel,
         "manager": ctx.key.manager,
         "consumers": [c for c, _ in ctx.key.consumers],
-        "incident": f"INC-{ctx.incident_id:05d}" if ctx.incident_id else None,
+        "incident": reference_for(ctx.incident_id) if ctx.incident_id else None,
         "exposure": ctx.state.get("exposure"),
         "time_to_contain": ctx.state.get("time_to_contain"),
         "run_id": ctx.run_id,

@@ -77,6 +77,7 @@ class Engine:
     worker: str = field(default_factory=lease.new_worker_id)
     on_change: Callable[[str], None] | None = None
     drill_toolkit: Callable[[], Toolkit] | None = None
+    on_drill_end: Callable[[str], None] | None = None  # a drill's run finished: clean up after it
     policy: Policy = field(default_factory=Policy)  # who may start a run through `start`
 
     def start(self, **request: Unpack[service.RunRequest]) -> service.OpenedRun:
@@ -120,6 +121,8 @@ class Engine:
         released = False
         try:
             released = self._drive(journal.Journal(state, writer), facts)
+            if state.drill and state.status.finished and self.on_drill_end is not None:
+                self.on_drill_end(run_id)
             return state.status
         except LeaseLost:
             released = True
