@@ -299,6 +299,7 @@ def abort_command(
         service.abort(rt.database, run_id, actor, reason, policy=rt.policy)
     except service.RunRefused as refused:
         raise CliError(str(refused)) from None
+    rt.drill_ended(run_id)
     out.print(f"run {run_id} aborted", markup=False)
     if incident == "keep-open":
         return

@@ -161,7 +161,7 @@ def export_records(session: Session) -> dict[str, Any]:
         }
         for t in session.scalars(select(Team).order_by(Team.name))
     ]
-    keys = [key_record(k) for k in session.scalars(select(Key).order_by(Key.name))]
+    keys = [key_record(k) for k in session.scalars(select(Key).where(Key.drill.is_(False)).order_by(Key.name))]
     return {"teams": teams, "keys": keys}
 
 

@@ -20,6 +20,7 @@ from bot.runtime import Runtime
 from bot.slack import ids
 from bot.slack.api import OpenedView, SlackAPI, SlackError
 from bot.slack.blocks.revoke_modal import (
+    DRILL_TITLE,
     error_modal,
     loading_modal,
     pick_key_modal,
@@ -128,7 +129,9 @@ class SlackContext:
         """Open "Loading…" now, in the listener (trigger ids die after 3 s); fill it in after the ack."""
         trigger_id = body.get("trigger_id", "")
         try:
-            opened = self.api.open_view(trigger_id, loading_modal())
+            opened = self.api.open_view(
+                trigger_id, loading_modal(DRILL_TITLE) if DRILL_FLAG in text.split() else loading_modal()
+            )
         except SlackError as error:
             self.later(self.tell, body, f"keybot could not open the form: {error.explanation}")
             return

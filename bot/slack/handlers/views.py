@@ -92,9 +92,9 @@ def register(app: App, ctx: SlackContext) -> None:
                 },
             )
             return
-        drill = ref.extra.get("drill") == "1" or key.environment == "sandbox"
+        drill = ref.extra.get("drill") == "1" or key.environment == "sandbox" or key.drill
         key_id = key.id
-        if drill and key.environment != "sandbox":
+        if drill and key.environment != "sandbox" and not key.drill:
             with rt.database.session() as session:
                 real = session.get(Key, key.id)
                 assert real is not None
@@ -239,6 +239,7 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ack(response_action="clear")
         ctx.publisher.flush(ref.id)
+        ctx.later(rt.drill_ended, ref.id)
         if outcome != "keep_open":
             ctx.later(close_after_abort, body, ref.id, actor, reason, outcome == "false_alarm")
 
