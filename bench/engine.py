@@ -54,7 +54,7 @@ from bot.runbooks.context import Toolkit, WaitSettings
 from bot.runbooks.definitions import RunbookDefinition, load_runbooks
 from bot.runbooks.engine import Engine, EngineConfig
 from bot.runbooks.models import Run, RunStatus
-from bot.sandbox import SandboxOpenAI, SandboxOpenBao, openai_server
+from bot.sandbox import SandboxOpenAI, SandboxOpenBao, loopback
 
 REPO = Path(__file__).resolve().parents[1]
 RUNBOOK = "revoke-replace-audit-notify"
@@ -94,7 +94,7 @@ class Seeded:
 def _sandbox_main(conn: Connection, nodelay: bool) -> None:
     """Child process: serve a SandboxOpenAI and answer add_key / authenticates / stop over `conn`."""
     if nodelay:
-        openai_server._Handler.disable_nagle_algorithm = True
+        loopback._Handler.disable_nagle_algorithm = True
     sandbox = SandboxOpenAI().start()
     conn.send((sandbox.base_url, sandbox.admin_key))
     while True:
@@ -265,7 +265,7 @@ class Timed:
 
 def _sandbox_without_nagle() -> bool:
     """The sandbox provider's handler writes headers and body separately without TCP_NODELAY, so every
-    reply on a kept-alive connection waits ~40 ms for the client's delayed ACK (tests/standins/_http.py sets
+    reply on a kept-alive connection waits ~40 ms for the client's delayed ACK (bot/sandbox/loopback.py sets
     `disable_nagle_algorithm` for exactly this). That stall is an artefact of the stand-in, not of keybot or
     OpenAI, and it would swamp the engine's own cost; it is switched off here unless BENCH_SANDBOX_NAGLE=1."""
     return os.environ.get("BENCH_SANDBOX_NAGLE") != "1"

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx2
 import hvac
 import pytest
 from pydantic import SecretStr
@@ -29,6 +28,7 @@ from bot.sandbox import (
     find_bao_binary,
 )
 from bot.secrets import find_secrets, redacted_form
+from tests.standins.openai_api import OpenAIStandin
 
 _BODY = "[A-Za-z0-9_-]{74}T3BlbkFJ[A-Za-z0-9_-]{74}"
 
@@ -47,6 +47,18 @@ def seeded(sandbox: SandboxOpenAI) -> list[SeededKey]:
             SandboxKeySpec("batch-jobs", "proj_analytics"),
         ]
     )
+
+
+@pytest.fixture
+def seeded_standin(openai_standin: OpenAIStandin) -> OpenAIStandin:
+    """The tests' OpenAI (this very sandbox behind spec validation), with the same two example keys."""
+    openai_standin.sandbox.seed(
+        [
+            SandboxKeySpec("checkout", "proj_payments", "key_checkout0001"),
+            SandboxKeySpec("batch-jobs", "proj_analytics"),
+        ]
+    )
+    return openai_standin
 
 
 @pytest.fixture
@@ -97,7 +109,7 @@ def test_provider_mints_revokes_and_verifies(
     # a re-run of the same step replaces its half-made first attempt instead of adding a second
     again = provider.mint(ref, idempotency_key="drill-1:mint")
     assert provider.authenticates(minted.value) is False and provider.authenticates(again.value) is True
-    assert [sa["name"] for sa in sandbox.service_accounts.values()] == ["keybot-drill-1:mint"]
+    assert [sa.name for sa in sandbox.service_accounts.values()] == ["keybot-drill-1:mint"]
 
     assert provider.revoke(ref, idempotency_key="drill-1:revoke") is True
     assert provider.revoke(ref, idempotency_key="drill-1:revoke") is False  # already gone
@@ -134,36 +146,15 @@ def test_contain_usage_costs_and_audit(
     assert all(e.details.get("id") == checkout.key_id for e in events)
 
 
-def test_every_answer_matches_the_openai_spec(sandbox: SandboxOpenAI, seeded: list[SeededKey]) -> None:
-    """The whole provider flow through an HTTP client that checks each sandbox answer against the spec."""
-    from tests.standins._openai_routes import ROUTES
-    from tests.standins._openai_spec import SpecValidator
-
-    validator = SpecValidator()
-    issues: list[str] = []
-    checked: list[str] = []
-
-    def check(response: httpx2.Response) -> None:
-        response.read()
-        rel = response.request.url.path.removeprefix("/v1")
-        method = response.request.method
-        route = next((r for r in ROUTES if r.method == method and r.regex.fullmatch(rel)), None)
-        assert route is not None, f"sandbox answered a route the stand-in does not know: {method} {rel}"
-        if route.spec_pattern is None:  # scopes update: in the pinned SDK, not in the spec
-            return
-        headers = dict(response.headers)
-        errors = validator.validate_response(
-            route.spec_pattern, method, rel, response.status_code, headers, response.content
-        )
-        checked.append(f"{method} {route.spec_pattern} {response.status_code}")
-        issues.extend(f"{method} {rel}: {e}" for e in errors)
-
-    client = httpx2.Client(event_hooks={"response": [check]}, timeout=10)
-    provider = OpenAIAdminProvider(SecretStr(sandbox.admin_key), sandbox.base_url, http_client=client)
-    checkout = seeded[0]
-    ref = KeyRef(checkout.key_id, "proj_payments")
+def test_every_answer_matches_the_openai_spec(seeded_standin: OpenAIStandin) -> None:
+    """The whole provider flow against the sandbox, every request and answer checked against the spec."""
+    standin = seeded_standin
+    sandbox = standin.sandbox
+    provider = OpenAIAdminProvider(SecretStr(standin.admin_key), standin.base_url, timeout=5.0, max_retries=0)
+    checkout = sandbox.keys["key_checkout0001"]
+    ref = KeyRef(checkout.id, "proj_payments")
     now = datetime.now(UTC)
-    sandbox.add_traffic(checkout.key_id, requests=3, input_tokens=30, at=int(now.timestamp()) - 60)
+    sandbox.add_traffic(checkout.id, requests=3, input_tokens=30, at=int(now.timestamp()) - 60)
     assert provider.find(KeyRef(None, None, redacted_form(checkout.value))) is not None
     provider.contain(ref)
     provider.usage(ref, now - timedelta(minutes=5), now)
@@ -174,9 +165,26 @@ def test_every_answer_matches_the_openai_spec(sandbox: SandboxOpenAI, seeded: li
     assert provider.revoke(ref, idempotency_key="spec:revoke") is True
     assert provider.find(KeyRef("key_gone", "proj_payments")) is None  # a 404 answer
     assert provider.authenticates(SecretStr(checkout.value)) is False  # a 401 answer
-    client.close()
-    assert not issues, "\n".join(issues)
-    assert len(checked) >= 12 and any(c.endswith(" 404") for c in checked)
+    provider.close()
+    standin.assert_no_validation_errors()
+    statuses = [c.status for c in standin.calls]
+    assert len(statuses) >= 12 and 404 in statuses and 401 in statuses
+
+
+def test_spec_validation_catches_a_malformed_sandbox_answer(seeded_standin: OpenAIStandin) -> None:
+    """The layer validates what the sandbox itself answers: a key with a malformed date is caught."""
+    sandbox = seeded_standin.sandbox
+    sandbox.keys["key_checkout0001"].created_at = "yesterday"  # type: ignore[assignment]
+    status, _ = _raw(
+        seeded_standin.sandbox, "GET", "/organization/projects/proj_payments/api_keys/key_checkout0001"
+    )
+    assert status == 200
+    issues = seeded_standin.take_validation_errors()
+    assert [(i.kind, i.method) for i in issues] == [("response", "GET")]
+    assert (
+        "created_at" in str(issues[0])
+        and issues[0].path == "/organization/projects/proj_payments/api_keys/key_checkout0001"
+    )
 
 
 def test_wrong_admin_key_is_a_permanent_named_error(sandbox: SandboxOpenAI, seeded: list[SeededKey]) -> None:

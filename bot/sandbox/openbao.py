@@ -2,15 +2,22 @@
 
 ``bao server -dev`` keeps everything in memory, starts unsealed with KV v2 mounted at ``secret/``, and
 listens only on a free loopback port. It runs in its own process group so :meth:`SandboxOpenBao.stop`
-removes everything it spawned; servers still running when the interpreter exits are stopped too.
+removes everything it spawned; servers still running when the interpreter exits are stopped too, and on
+Linux the server dies with the process that started it even when that one is killed.
+
+It is also the tests' OpenBao (``tests/standins/openbao.py`` adds seal/unseal helpers): ``audit=True``
+declares a file audit device in a config file passed next to ``-dev`` (OpenBao refuses to enable audit
+devices through the API), and the dev unseal key is captured from the server's output.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +30,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import hvac
 
 __all__ = ["OpenBaoNotFoundError", "SandboxOpenBao", "find_bao_binary"]
 
@@ -96,18 +105,47 @@ def terminate_group(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(timeout=5)
 
 
+def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTERM when our process dies
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
 class SandboxOpenBao:
     """``start()`` launches ``bao server -dev`` and returns once ``/v1/sys/health`` says unsealed."""
 
     def __init__(
-        self, *, token: str | None = None, binary: str | None = None, startup_timeout: float = 15.0
+        self,
+        *,
+        token: str | None = None,
+        binary: str | None = None,
+        startup_timeout: float = 15.0,
+        audit: bool = False,
     ) -> None:
         self.token = token or f"sandbox-{secrets.token_hex(16)}"  # the dev server's root token
         self.binary = binary
         self.startup_timeout = startup_timeout
+        self.audit = audit
         self.port = 0
+        self.unseal_key: str | None = None  # the dev server's single unseal key, once it is up
         self._dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def workdir(self) -> Path:
+        """The server's own temporary directory (config, output log, audit log); exists once started."""
+        if self._dir is None:
+            raise RuntimeError("sandbox OpenBao is not started")
+        return self._dir
+
+    @property
+    def audit_log_path(self) -> Path:
+        """Where the file audit device writes (with ``audit=True``)."""
+        return self.workdir / "audit.log"
+
+    def client(self, token: str | None = None) -> hvac.Client:
+        """An hvac client for this server, with the root token unless ``token`` is given."""
+        return hvac.Client(url=self.addr, token=self.token if token is None else token, timeout=10)
 
     @property
     def addr(self) -> str:
@@ -143,26 +181,34 @@ class SandboxOpenBao:
     def _launch(self, binary: str) -> None:
         assert self._dir is not None
         self.port = _free_port_pair()
+        self.unseal_key = None
         # Ambient VAULT_*/BAO_* settings must not steer the dev server; HOME keeps it out of ~/.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
         env["HOME"] = str(self._dir)
         log_path = self._dir / "server.log"
+        argv = [
+            binary,
+            "server",
+            "-dev",
+            "-dev-no-store-token",
+            f"-dev-root-token-id={self.token}",
+            f"-dev-listen-address=127.0.0.1:{self.port}",
+        ]
+        if self.audit:
+            config = self._dir / "config.hcl"
+            path = json.dumps(str(self.audit_log_path))
+            config.write_text(f'audit "file" "file" {{\n  options {{\n    file_path = {path}\n  }}\n}}\n')
+            argv.append(f"-config={config}")
         with log_path.open("wb") as log:  # a file, not a pipe: an unread full pipe would stall the server
             self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
-                [
-                    binary,
-                    "server",
-                    "-dev",
-                    "-dev-no-store-token",
-                    f"-dev-root-token-id={self.token}",
-                    f"-dev-listen-address=127.0.0.1:{self.port}",
-                ],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self._dir,
                 start_new_session=True,  # its own process group: stop() signals the whole group
+                preexec_fn=_die_with_parent,  # a killed keybot leaves no orphan bao behind
             )
         _LIVE.add(self)
         deadline = time.monotonic() + self.startup_timeout
@@ -171,10 +217,18 @@ class SandboxOpenBao:
                 tail = log_path.read_text(errors="replace")[-1500:]
                 raise RuntimeError(f"bao exited with status {self._proc.returncode}: {tail}")
             health = self.health()
-            if health is not None and health.get("initialized") and not health.get("sealed", True):
+            up = health is not None and health.get("initialized") and not health.get("sealed", True)
+            if up and self._read_unseal_key(log_path):
                 return
             time.sleep(0.05)
         raise RuntimeError(f"no healthy answer from {self.addr} within {self.startup_timeout:.0f}s")
+
+    def _read_unseal_key(self, log_path: Path) -> bool:
+        if self.unseal_key is None:
+            with contextlib.suppress(OSError):
+                found = re.search(r"Unseal Key: (\S+)", log_path.read_text(errors="replace"))
+                self.unseal_key = found.group(1) if found else None
+        return self.unseal_key is not None
 
     def health(self) -> dict[str, Any] | None:
         """``/v1/sys/health`` (sealed/standby answered as 200), or None while unreachable."""

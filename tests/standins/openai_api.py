@@ -1,7 +1,9 @@
-"""Local stand-in for the OpenAI Admin API (keys, service accounts, audit logs, usage, costs),
-``/models`` and ``/chat/completions``; every request and response is validated against the
-official OpenAPI spec. Routes and state handlers live in :mod:`tests.standins._openai_routes`.
+"""The tests' OpenAI: the sandbox users drill on (:class:`bot.sandbox.SandboxOpenAI`) behind a layer that
+validates every request and response against the official OpenAPI spec and injects faults.
 
+There is one OpenAI fake: the sandbox answers every request; this layer (its ``middleware``) records the
+calls, refuses requests the spec forbids, answers injected faults (status, delay, ``Retry-After``), may
+corrupt an answer on purpose, and records every spec violation for the fixture to fail the test on.
 Use with the real SDK::
 
     standin = OpenAIStandin().start()
@@ -19,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._http import BackgroundServer, HttpRequest, Reply
-from ._openai_routes import ROUTES, Route, RouteHandlers
+from bot.sandbox import SandboxOpenAI
+from bot.sandbox.openai_keys import Key, ServiceAccount, rand
+from bot.sandbox.openai_routes import Route, match
+from bot.sandbox.openai_usage import UsageRecord
+from bot.sandbox.openai_wire import Json, error, fold_query
+
+from ._http import HttpRequest, Reply
 from ._openai_spec import SpecValidator, ValidationIssue
-from ._openai_state import error_body, query_dict
-from ._openai_usage import UsageRecord
 
 __all__ = ["Fault", "OpenAICall", "OpenAIStandin", "ValidationIssue"]
 
@@ -36,6 +41,10 @@ _STATUS_ERRORS: dict[int, tuple[str, str | None, str]] = {
     502: ("server_error", None, "Bad gateway."),
     503: ("server_error", None, "The engine is currently overloaded, please try again later."),
 }
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
 
 
 @dataclass
@@ -72,8 +81,8 @@ class _Corruption:
     remaining: int | None
 
 
-class OpenAIStandin(RouteHandlers):
-    """Stand-in server; plain-Python state, safe to mutate from tests between requests."""
+class OpenAIStandin:
+    """The sandbox plus validation and faults; plain-Python state, safe to mutate between requests."""
 
     def __init__(
         self,
@@ -82,11 +91,12 @@ class OpenAIStandin(RouteHandlers):
         api_key: str = "sk-proj-standin-inference-key-0000LLM0",
         validate: bool = True,
     ) -> None:
+        self.sandbox = SandboxOpenAI(admin_key, inference_key=api_key)
+        self.sandbox.middleware = self._handle
         self.admin_key = admin_key
         self.api_key = api_key  # accepted by /models and /chat/completions, never listed
         self.validate = validate
         self._lock = threading.RLock()
-        self._server = BackgroundServer(self._handle, on_crash=self._crashed)
         self._validator: SpecValidator | None = None
         self.reset()
 
@@ -94,11 +104,11 @@ class OpenAIStandin(RouteHandlers):
     def start(self) -> OpenAIStandin:
         if self.validate and self._validator is None:
             self._validator = SpecValidator()  # ~1 s the first time in a process, then cached
-        self._server.start()
+        self.sandbox.start()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        self.sandbox.stop()
 
     def __enter__(self) -> OpenAIStandin:
         return self.start()
@@ -108,28 +118,120 @@ class OpenAIStandin(RouteHandlers):
 
     @property
     def origin(self) -> str:
-        return self._server.origin
+        return self.sandbox.origin
 
     @property
     def base_url(self) -> str:
         """Pass as ``openai.OpenAI(base_url=...)``; like ``https://api.openai.com/v1``."""
-        return f"{self._server.origin}/v1"
+        return self.sandbox.base_url
 
     def reset(self) -> None:
         """Forget all state, calls, faults and validation errors (the server keeps running)."""
         with self._lock:
-            self.now: Callable[[], int] = lambda: int(time.time())  # replace to freeze the clock
+            self.sandbox.reset()
             self.calls: list[OpenAICall] = []
             self.validation_errors: list[ValidationIssue] = []
             self.faults: list[Fault] = []
             self._corruptions: list[_Corruption] = []
-            self.usage: list[UsageRecord] = []
-            self.chat_reply: str | Callable[[dict[str, Any]], str] = (
-                "This is a canned answer from the OpenAI stand-in."
-            )
             # the spec says deleting a service-account key is an error; the pinned SDK says it works
             self.service_account_key_delete_error = False
-            self.reset_state()
+
+    # ---- the sandbox's state, seeded the way tests need it ------------------------------------
+    @property
+    def keys(self) -> dict[str, Key]:
+        return self.sandbox.keys
+
+    @property
+    def service_accounts(self) -> dict[str, ServiceAccount]:
+        return self.sandbox.service_accounts
+
+    @property
+    def usage(self) -> list[UsageRecord]:
+        return self.sandbox.usage
+
+    @property
+    def default_user(self) -> Json:
+        return self.sandbox.default_user
+
+    @property
+    def chat_reply(self) -> str | Callable[[Json], str]:
+        return self.sandbox.chat_reply
+
+    @chat_reply.setter
+    def chat_reply(self, reply: str | Callable[[Json], str]) -> None:
+        self.sandbox.chat_reply = reply
+
+    def add_project(
+        self,
+        name: str = "Default project",
+        *,
+        project_id: str | None = None,
+        created_at: int | None = None,
+        status: str = "active",
+    ) -> Json:
+        pid = project_id or "proj_" + rand(24)
+        return self.sandbox.add_project(pid, name, created_at=created_at, status=status)
+
+    def add_service_account(
+        self,
+        project_id: str,
+        name: str = "svc",
+        *,
+        role: str = "member",
+        service_account_id: str | None = None,
+    ) -> ServiceAccount:
+        return self.sandbox.add_service_account(project_id, name, role=role, account_id=service_account_id)
+
+    def add_key(
+        self,
+        project_id: str,
+        name: str = "Secret key",
+        value: str | None = None,
+        *,
+        owner: str = "user",
+        user: Json | None = None,
+        service_account_id: str | None = None,
+        **fields: Any,
+    ) -> Json:
+        """Seed a live key (no audit event). ``owner``: "user" (``user`` dict or the default user) or
+        "service_account" (``service_account_id``, else a new one); ``fields``: key_id, created_at,
+        last_used_at, redacted_value, scopes, owner_project_access. Returns the API object plus
+        ``value`` (the secret) and ``project_id``."""
+        if owner == "service_account" or service_account_id:
+            account = (
+                self.service_accounts[service_account_id]
+                if service_account_id
+                else self.add_service_account(project_id, f"{name} owner")
+            )
+            owner_ref = account.owner_ref()
+        else:
+            owner_ref = {"type": "user", "user": dict(user or self.default_user)}
+        key = self.sandbox.seed_key(project_id, name, owner=owner_ref, value=value, **fields)
+        return {**key.to_api(), "value": key.value, "project_id": project_id}
+
+    def add_usage(
+        self,
+        api_key_id: str,
+        minute_ts: int,
+        input_tokens: int,
+        output_tokens: int,
+        num_model_requests: int,
+        **kwargs: Any,
+    ) -> UsageRecord:
+        """Usage of one key in one minute; ``kwargs``: model, project_id, user_id."""
+        return self.sandbox.add_usage(
+            api_key_id, minute_ts, input_tokens, output_tokens, num_model_requests, **kwargs
+        )
+
+    def add_audit_event(
+        self, event_type: str, details: Json, *, project_id: str | None = None, **kwargs: Any
+    ) -> Json:
+        """An audit log event; ``kwargs``: effective_at, actor."""
+        return self.sandbox.audit(event_type, details, project_id, **kwargs)
+
+    def authenticates(self, secret: str) -> bool:
+        """Would ``secret`` be accepted by the inference endpoints right now?"""
+        return self.sandbox.authenticates(secret)
 
     # ---- faults and hooks --------------------------------------------------------------------
     def inject(
@@ -147,16 +249,8 @@ class OpenAIStandin(RouteHandlers):
         """Answer the next ``times`` matching requests (``re.search`` on the path after ``/v1``)
         with ``status`` (after sleeping ``delay`` s). ``status=None`` only delays.
         ``retry_after`` sets ``retry-after-ms`` and ``Retry-After`` (integer >= 1, as the spec says)."""
-        fault = Fault(
-            re.compile(path_regex),
-            method.upper() if method else None,
-            status,
-            times,
-            retry_after,
-            delay,
-            code,
-            message,
-        )
+        verb = method.upper() if method else None
+        fault = Fault(re.compile(path_regex), verb, status, times, retry_after, delay, code, message)
         with self._lock:
             self.faults.append(fault)
         return fault
@@ -171,18 +265,17 @@ class OpenAIStandin(RouteHandlers):
     ) -> None:
         """Test hook: ``mutate(payload)`` edits (or returns a replacement for) the next matching
         JSON response before it is validated and sent, to prove validation catches drift."""
+        verb = method.upper() if method else None
         with self._lock:
-            self._corruptions.append(
-                _Corruption(re.compile(path_regex), method.upper() if method else None, mutate, times)
-            )
+            self._corruptions.append(_Corruption(re.compile(path_regex), verb, mutate, times))
 
-    @staticmethod
-    def _take(items: list[Any], method: str, path: str) -> Any:
-        for item in items:
-            if item.pattern.search(path) and item.method in (None, method) and item.remaining != 0:
-                if item.remaining is not None:
-                    item.remaining -= 1
-                return item
+    def _take(self, items: list[Any], method: str, path: str) -> Any:
+        with self._lock:
+            for item in items:
+                if item.pattern.search(path) and item.method in (None, method) and item.remaining != 0:
+                    if item.remaining is not None:
+                        item.remaining -= 1
+                    return item
         return None
 
     # ---- assertions --------------------------------------------------------------------------
@@ -208,40 +301,28 @@ class OpenAIStandin(RouteHandlers):
             map(str, issues)
         )
 
-    # ---- HTTP --------------------------------------------------------------------------------
-    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-        for route in ROUTES:
-            if route.method == method and (m := route.regex.fullmatch(path)):
-                return route, m.groupdict()
-        return None, {}
-
+    # ---- the layer in front of the sandbox ------------------------------------------------------
     def _record_issue(self, kind: str, method: str, path: str, status: int | None, errors: list[str]) -> None:
         if errors:
             with self._lock:
                 self.validation_errors.append(ValidationIssue(kind, method, path, status, tuple(errors)))
 
-    def _crashed(self, req: HttpRequest, trace: str) -> None:
-        self._record_issue("crash", req.method, req.path, 500, [trace])
-
-    def _handle(self, req: HttpRequest) -> Reply:
+    def _handle(self, req: HttpRequest, respond: Callable[[HttpRequest], Reply]) -> Reply:
         full = re.sub("/{2,}", "/", req.path)
         rel = full[3:] if full.startswith("/v1/") else full
         try:
-            payload = req.json()
+            payload = json.loads(req.body) if req.body else None
         except ValueError:
             payload = None
-        call = OpenAICall(req.method, rel, query_dict(req.query), list(req.query), payload, req.headers)
+        call = OpenAICall(req.method, rel, fold_query(req.query), list(req.query), payload, req.headers)
         with self._lock:
             self.calls.append(call)
-        route, params = self._match(req.method, rel) if full.startswith("/v1/") else (None, {})
+        route, params = match(req.method, rel) if full.startswith("/v1/") else (None, {})
         if route is None:
-            self._record_issue("unhandled", req.method, rel, 404, ["no stand-in route (is it in the spec?)"])
-            call.status = 404
-            return Reply.json(error_body(f"Invalid URL ({req.method} {full})"), 404)
-
-        reply = self._answer(req, route, params, rel, call)
+            self._record_issue("unhandled", req.method, rel, 404, ["no sandbox route (is it in the spec?)"])
+        reply = self._before(req, route, params, rel) or self._forward(req, respond, rel)
         reply = self._apply_corruption(req.method, rel, reply)
-        if self._validator is not None and route.spec_pattern is not None:
+        if self._validator is not None and route is not None and route.spec_pattern is not None:
             errors = self._validator.validate_response(
                 route.spec_pattern, req.method, rel, reply.status, reply.headers, reply.body
             )
@@ -249,9 +330,19 @@ class OpenAIStandin(RouteHandlers):
         call.status = reply.status
         return reply
 
-    def _answer(
-        self, req: HttpRequest, route: Route, params: dict[str, str], rel: str, call: OpenAICall
-    ) -> Reply:
+    def _forward(self, req: HttpRequest, respond: Callable[[HttpRequest], Reply], rel: str) -> Reply:
+        try:
+            return respond(req)
+        except Exception as exc:  # a sandbox bug: the test fails on it, the client gets a 500
+            self._record_issue("crash", req.method, rel, 500, [repr(exc)])
+            raise
+
+    def _before(
+        self, req: HttpRequest, route: Route | None, params: dict[str, str], rel: str
+    ) -> Reply | None:
+        """What the layer answers itself: spec violations of the request, injected faults, quirks."""
+        if route is None:
+            return None
         if self._validator is not None and route.spec_pattern is not None:
             errors = self._validator.validate_request(
                 route.spec_pattern, req.method, rel, req.query, req.headers, req.body
@@ -259,35 +350,26 @@ class OpenAIStandin(RouteHandlers):
             if errors:
                 self._record_issue("request", req.method, rel, None, errors)
                 if self._validator.is_security_error(errors):
-                    return Reply.json(
-                        error_body(
-                            "You didn't provide an API key. You need to provide your API key in an "
-                            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                        ),
-                        401,
-                    )
-                return Reply.json(error_body("Invalid request: " + "; ".join(errors)[:2000]), 400)
-        with self._lock:
-            fault: Fault | None = self._take(self.faults, req.method, rel)
+                    return _error_reply(401, _NO_KEY)
+                return _error_reply(400, "Invalid request: " + "; ".join(errors)[:2000])
+        fault: Fault | None = self._take(self.faults, req.method, rel)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.status is not None:
                 return self._fault_reply(fault)
-        token = req.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        with self._lock:
-            if not self._authorized(route.auth, token):
-                shown = self._redact_for_error(token)
-                return Reply.json(
-                    error_body(
-                        f"Incorrect API key provided: {shown}. You can find your API key at "
-                        "https://platform.openai.com/account/api-keys.",
-                        code="invalid_api_key",
-                    ),
-                    401,
-                )
-            handler: Callable[..., Reply] = getattr(self, route.handler)
-            return handler(call, token=token, **params)
+        key = self.keys.get(params.get("api_key_id", ""))
+        if (
+            self.service_account_key_delete_error
+            and req.method == "DELETE"
+            and key
+            and key.service_account_id
+        ):
+            message = (
+                "API keys owned by service accounts cannot be deleted; delete the service account instead."
+            )
+            return _error_reply(400, message, param="api_key_id")
+        return None
 
     def _fault_reply(self, fault: Fault) -> Reply:
         assert fault.status is not None
@@ -298,17 +380,20 @@ class OpenAIStandin(RouteHandlers):
         if fault.retry_after is not None:
             headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
             headers["Retry-After"] = str(max(1, int(-(-fault.retry_after // 1))))
-        body = error_body(fault.message or message, type_, code=fault.code or code)
+        _, body = error(fault.status, fault.message or message, fault.code or code, type_=type_)
         return Reply.json(body, fault.status, headers)
 
     def _apply_corruption(self, method: str, rel: str, reply: Reply) -> Reply:
-        with self._lock:
-            corruption: _Corruption | None = self._take(self._corruptions, method, rel)
+        corruption: _Corruption | None = self._take(self._corruptions, method, rel)
         if corruption is None:
             return reply
         payload = json.loads(reply.body)
         replaced = corruption.mutate(payload)
         payload = payload if replaced is None else replaced
-        return Reply.json(
-            payload, reply.status, {k: v for k, v in reply.headers.items() if k.lower() != "content-type"}
-        )
+        headers = {k: v for k, v in reply.headers.items() if k.lower() != "content-type"}
+        return Reply.json(payload, reply.status, headers)
+
+
+def _error_reply(status: int, message: str, param: str | None = None) -> Reply:
+    _, body = error(status, message, param=param)
+    return Reply.json(body, status)

@@ -1,10 +1,16 @@
-"""Usage and cost buckets of the OpenAI stand-in (``/organization/usage/completions`` and ``/costs``)."""
+"""Usage and cost buckets of the sandbox (``/organization/usage/completions`` and ``/organization/costs``).
+
+Pure functions over synthetic usage records; the shapes follow the spec's ``UsageResponse`` and the costs
+result, grouped and paged as the real API does (empty buckets included, ``page_<start>`` cursors).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+__all__ = ["PRICES", "BadParameter", "UsageRecord", "completions_page", "costs_page", "parse_query"]
 
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 DEFAULT_LIMITS = {"1m": 60, "1h": 24, "1d": 7}
@@ -17,8 +23,18 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+class BadParameter(ValueError):
+    """A query parameter the real API would refuse with a 400 naming it."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 @dataclass(frozen=True)
 class UsageRecord:
+    """Requests and tokens one key made in one minute (synthetic: tests and drills script them)."""
+
     api_key_id: str
     project_id: str | None
     minute_ts: int
@@ -56,6 +72,8 @@ def parse_query(query: list[tuple[str, str]], *, now: int, costs: bool) -> Usage
         return values[-1] if values else None
 
     width = one("bucket_width") or "1d"
+    if width not in WIDTHS or (costs and width != "1d"):
+        raise BadParameter("bucket_width", f"Invalid bucket_width: {width}")
     default_limit, max_limit = (7, 180) if costs else (DEFAULT_LIMITS[width], MAX_LIMITS[width])
     limit = min(int(one("limit") or default_limit), max_limit)
     page = one("page")
