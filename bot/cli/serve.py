@@ -107,8 +107,20 @@ def _register_team_channels(emulator: LocalSlack) -> None:
                 emulator.add_channel("C0" + hashlib.sha256(channel.encode()).hexdigest()[:8].upper(), channel)
 
 
+def _people() -> set[str]:
+    """Whom `as <user>` accepts in the shell: everyone the registry names, the on-calls and the admins."""
+    from bot.registry.people import known_people
+
+    rt = runtime()
+    with rt.database.session() as session:
+        people = known_people(session)
+    roster = rt.policy.roster
+    return people | set(roster.admins) | {p for p in roster.revokers if not p.startswith("cli:")}
+
+
 def _run_shell() -> None:
     from bot.log import configure_logging
+    from bot.runbooks.pending import waiting_runs
     from bot.shell import LocalSlack, ShellChat, commands_from_manifest
     from bot.slack.api import SlackAPI
     from bot.slack.app import build_app, build_context
@@ -150,7 +162,15 @@ def _run_shell() -> None:
         commands = commands_from_manifest(str(manifest)) if manifest.exists() else []
         waker = ctx.worker.wake_waiting(min(settings.clock_tick_seconds, 5.0))  # no separate clock here
         try:
-            ShellChat(app, emulator, signing_secret=signing_secret, commands=commands, settle=1.0).run()
+            ShellChat(
+                app,
+                emulator,
+                signing_secret=signing_secret,
+                commands=commands,
+                settle=1.0,
+                waiting=lambda: waiting_runs(rt.database),
+                people=_people,
+            ).run()
         finally:
             waker.set()
             ctx.worker.shutdown()

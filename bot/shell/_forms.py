@@ -53,6 +53,10 @@ class Cancelled(Exception):
     """The person typed ``cancel``."""
 
 
+class Interrupted(Cancelled):
+    """The person pressed Ctrl-C at a form prompt: the form is cancelled, not the app."""
+
+
 class InputEnded(Exception):
     """Input ended (EOF) in the middle of a form."""
 
@@ -110,7 +114,11 @@ def initial_entry(element: Mapping[str, Any]) -> Json:
 
 
 def _ask(io: FormIO, prompt: str) -> str:
-    line = io.ask(prompt)
+    try:
+        line = io.ask(prompt)
+    except KeyboardInterrupt:
+        io.say("")
+        raise Interrupted from None
     if line is None:
         raise InputEnded
     if line.strip().lower() == CANCEL:

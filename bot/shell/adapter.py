@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,7 +28,8 @@ from bot.slack.blocks.text import mrkdwn_to_text
 
 __all__ = ["MAX_LINE", "ShellChat", "commands_from_manifest"]
 
-_AS = re.compile(r"as\s+([UW][A-Z0-9]{2,20})")
+_AS = re.compile(r"as\s+(\S+)", re.IGNORECASE)
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 _PRESS = re.compile(r"(?:(m\d+)\s+)?(\d+)")
 
 
@@ -49,6 +50,8 @@ class ShellChat:
 
     ``settle``/``settle_timeout``: after each request, how long the workspace must stay quiet (and at most
     how long to wait) before the prompt returns; later changes are still printed when they happen.
+    ``waiting``: one line per run waiting for a person or for time (shown at start, and before quitting,
+    which then asks first); ``people``: the user ids ``as`` accepts (any well-formed id when None).
     """
 
     def __init__(
@@ -70,6 +73,8 @@ class ShellChat:
         prompt: str = "you> ",
         settle: float = 0.25,
         settle_timeout: float = 5.0,
+        waiting: Callable[[], Sequence[str]] | None = None,
+        people: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         self.app, self.emulator = app, emulator
         self._secret = signing_secret
@@ -88,6 +93,7 @@ class ShellChat:
         self._term = Terminal(stdin, stdout, prompt, user_id, emulator.channel_name)
         self._settle, self._settle_timeout = settle, settle_timeout
         self._walked: set[tuple[str, str]] = set()  # (view id, hash) of forms already asked
+        self._waiting, self._people = waiting, people
         self.closed = False
         emulator.add_user(user_id, user_name)
         emulator.add_channel(channel_id, channel_name)
@@ -95,19 +101,51 @@ class ShellChat:
 
     # ---- REPL --------------------------------------------------------------------------------
     def run(self) -> None:
-        """Read lines until EOF, ``quit`` or Ctrl-C."""
+        """Read lines until ``quit`` or EOF (Ctrl-D); Ctrl-C cancels the prompt, never the app."""
         self._say(f"keybot shell: you are @{self._who.user_name} in #{self._who.channel_name}. Type help.")
+        waiting = self._waiting_runs()
+        if waiting:
+            self._say(_listing("Runs waiting since the last time (type home to see yours):", waiting))
         try:
             while not self.closed:
-                line = self._term.read(self._term.prompt)
-                if line is None:
-                    break
-                self.handle_line(line)
-        except KeyboardInterrupt:
-            self._say("")
+                try:
+                    line = self._term.read(self._term.prompt)
+                    if line is None:
+                        if self._may_leave(input_ended=True):
+                            break
+                        continue
+                    self.handle_line(line)
+                except KeyboardInterrupt:
+                    self._say("\n(Ctrl-C cancels what you were typing; type quit or press Ctrl-D to leave)")
         finally:
             self.emulator.settle(self._settle, self._settle_timeout)
             self.close()
+
+    def _waiting_runs(self) -> list[str]:
+        if self._waiting is None:
+            return []
+        try:
+            return list(self._waiting())
+        except Exception as exc:  # the list is advice; a database hiccup must not keep anyone in
+            self._say(f"⚠ could not list waiting runs ({type(exc).__name__})")
+            return []
+
+    def _may_leave(self, *, input_ended: bool = False) -> bool:
+        """True unless runs are waiting and the person, asked, would rather stay."""
+        waiting = self._waiting_runs()
+        if not waiting:
+            return True
+        self._say(_listing("These runs are still waiting:", waiting))
+        try:
+            answer = self._term.ask("Quit anyway? They stay waiting and are listed at the next start [y/N] ")
+        except KeyboardInterrupt:
+            answer = "n"
+        if answer is None:  # no more input (a pipe ended): nobody is there to answer
+            return True
+        if answer.strip().lower() in ("y", "yes"):
+            return True
+        self._say("(staying)" + ("; press Ctrl-D again or type quit to leave" if input_ended else ""))
+        return False
 
     def close(self) -> None:
         """Stop printing the workspace's changes (``run()`` does this when it ends)."""
@@ -137,7 +175,7 @@ class ShellChat:
         text = line.strip()
         command = text.lower()
         if command in ("quit", "exit"):
-            self.closed = True
+            self.closed = self._may_leave()
         elif command in ("help", "?"):
             self._help()
         elif not text:
@@ -147,7 +185,7 @@ class ShellChat:
         elif command == "home":
             self._home()
         elif match := _AS.fullmatch(text):
-            self._become(match.group(1))
+            self._become(match.group(1).upper())
         elif match := _PRESS.fullmatch(text):
             self._press(int(match.group(2)), match.group(1))
         elif text.startswith("/"):
@@ -301,7 +339,11 @@ class ShellChat:
         title = _plain(confirm.get("title")) or "Are you sure?"
         yes, no = _plain(confirm.get("confirm")) or "Yes", _plain(confirm.get("deny")) or "Cancel"
         self._say(f"  {title}\n  {_plain(confirm.get('text'))}")
-        answer = self._term.ask(f"  Are you sure? [y/N] (y = {yes}, n = {no}) ")
+        try:
+            answer = self._term.ask(f"  Are you sure? [y/N] (y = {yes}, n = {no}) ")
+        except KeyboardInterrupt:
+            self._say("")
+            return False
         return (answer or "").strip().lower() in ("y", "yes")
 
     # ---- modals ------------------------------------------------------------------------------
@@ -335,13 +377,20 @@ class ShellChat:
                 else:
                     self.emulator.close_modal(clear=action == "clear")
                 return
-        except _forms.Cancelled:
+        except _forms.Cancelled as cancelled:
             self._cancel(after=False)
+            if isinstance(cancelled, _forms.Interrupted):
+                self._say("(Ctrl-C: the form was cancelled and its window closed)")
         except _forms.InputEnded:
             self._say("(input ended; the form was not submitted)")
 
     def _become(self, user_id: str) -> None:
         """Act as another person, e.g. the second on-call who approves a production revocation."""
+        known = sorted(set(self._people()) | {self._who.user_id}) if self._people is not None else None
+        if not _USER_ID.fullmatch(user_id) or (known is not None and user_id not in known):
+            listed = ", ".join(known) if known else "a Slack user id such as U0BOB00001"
+            self._say(f"(no such person: {_CONTROL.sub('', user_id)[:40]}; `as` takes one of: {listed})")
+            return
         self._who = dataclasses.replace(self._who, user_id=user_id, user_name=user_id.lower())
         self.emulator.add_user(user_id, user_id.lower())
         self._say(f"(you are now <@{user_id}>)")
@@ -365,6 +414,13 @@ class ShellChat:
             lines.append("Slash commands:")
             lines += [f"  {name:<16}{desc}" for name, desc in self._commands]
         self._say("\n".join(lines))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _listing(title: str, lines: Sequence[str]) -> str:
+    return "\n".join([title, *(f"  • {line}" for line in lines)])
 
 
 def _plain(obj: Any) -> str:
