@@ -179,6 +179,8 @@ def _state(
     if run.status is RunStatus.AWAITING_APPROVAL and step is not None:
         who = f"a second on-call, not {initiator}"
         text = f"⏸ *Waiting for approval* of *{title}*. Approver: {who} (two-person rule)."
+        if run.drill:  # rehearsed like the real thing, and nobody may take it for the real thing
+            text = f"🧪 *[DRILL] Drill approval*: rehearsing the two-person rule.\n{text}"
         if approvers_hint:
             text += f"\nWho can approve: {limits.mrkdwn(approvers_hint, 300)}"
         approve = button(
