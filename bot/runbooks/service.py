@@ -17,6 +17,8 @@ from bot.db.base import utcnow
 from bot.db.busy import retry_when_locked
 from bot.db.session import Database
 from bot.runbooks import pg_transition
+from bot.runbooks.containment import Released
+from bot.runbooks.containment import release as release_containment
 from bot.runbooks.context import KeyFacts
 from bot.runbooks.decisions import (
     Decided,
@@ -35,8 +37,9 @@ from bot.runbooks.pg_open import open_on_postgresql
 from bot.runbooks.refusals import KeyBusy, RunRefused
 
 __all__ = [
-    "Decided", "KeyBusy", "NotAllowed", "OpenedRun", "RunRefused", "RunRequest", "Seen", "StaleDecision",
-    "abort", "approve", "mark_done", "open_run", "retry_step", "skip_step", "start_run",
+    "Decided", "KeyBusy", "NotAllowed", "OpenedRun", "Released", "RunRefused", "RunRequest", "Seen",
+    "StaleDecision", "abort", "approve", "mark_done", "open_run", "release_containment", "retry_step",
+    "skip_step", "start_run",
 ]  # fmt: skip
 
 
