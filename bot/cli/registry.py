@@ -11,13 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.context import CliError, add_plain_row, err, out, runtime
+from bot.cli.identity import cli_identity
 from bot.db.base import utcnow
 from bot.registry.exporter import to_csv, to_yaml
-from bot.registry.importer import RegistryFileError, parse_file
+from bot.registry.importer import read_file
 from bot.registry.models import Key
 from bot.registry.render import key_card, rotation_state
 from bot.registry.service import KeyFilter, Lookup, list_keys, lookup
-from bot.registry.store import apply_import, export_records
+from bot.registry.store import ImportRefused, apply_import, export_records
 
 app = typer.Typer(help="The key-ownership registry.", no_args_is_help=True)
 
@@ -25,27 +26,45 @@ app = typer.Typer(help="The key-ownership registry.", no_args_is_help=True)
 @app.command("import")
 def import_command(
     file: Path = typer.Argument(..., help="registry file: .yaml/.yml or .csv"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="validate only; change nothing"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="validate exactly as an import would; change nothing"
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="also apply changes to state keybot owns (status, provider key id, fingerprint, last rotation)",
+    ),
 ) -> None:
-    """Validate the whole file, then import all of it in one transaction (or nothing)."""
-    try:
-        parsed = parse_file(file)
-    except RegistryFileError as rejected:
-        for problem in rejected.errors:
-            err.print(f"{rejected.source}: {problem}", markup=False)
-        raise CliError(str(rejected)) from None
-    if dry_run:
-        out.print(
-            f"{file}: {len(parsed.keys)} key(s) and {len(parsed.teams)} team(s) are valid; nothing imported"
-        )
-        return
+    """Validate the whole file against the registry, then import all of it in one transaction (or nothing).
+
+    The file owns owners, backups, team, consumers, rotation policy, description and tags. A file that
+    would change what keybot recorded (a compromised status, a rotated key's id) is refused with the
+    difference, exit status 2, unless --force.
+    """
+    parsed = read_file(file)
     rt = runtime()
     with rt.database.session() as session:
-        summary = apply_import(session, parsed, rt.fingerprinter)
-    out.print(
-        f"imported {file}: {summary.keys_created} key(s) created, {summary.keys_updated} updated, "
+        try:
+            summary = apply_import(
+                session, parsed, rt.fingerprinter, force=force, dry_run=dry_run, actor=cli_identity()
+            )
+        except ImportRefused as refused:
+            for problem in [*refused.errors, *refused.changes]:
+                err.print(f"{refused.source}: {problem}", markup=False)
+            raise CliError(str(refused)) from None
+    counts = (
+        f"{summary.keys_created} key(s) created, {summary.keys_updated} updated, "
         f"{summary.teams_created} team(s) created"
     )
+    if dry_run:
+        out.print(f"{file}: valid; an import would report {counts}; nothing imported", markup=False)
+        return
+    out.print(f"imported {file}: {counts}", markup=False)
+    if summary.state_overridden:
+        out.print(
+            f"--force: {summary.state_overridden} change(s) to state keybot owns applied and recorded",
+            markup=False,
+        )
 
 
 @app.command("export")

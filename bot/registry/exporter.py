@@ -1,4 +1,8 @@
-"""Serialises an exported registry document as YAML or CSV in the shapes the importer reads back."""
+"""Serialises an exported registry document as YAML or CSV in the shapes the importer reads back.
+
+CSV cells that a spreadsheet would run as formulas are quoted (OWASP CSV injection); the importer
+removes exactly that quote again, so an export imports back unchanged.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import io
 from typing import Any
 
 import yaml
+
+from bot.registry.importer import neutralise_cell
 
 CSV_COLUMNS = (
     "name",
@@ -39,6 +45,10 @@ def _consumer_cell(consumers: list[dict[str, str]]) -> str:
     return ";".join(c["name"] + (f"@{c['contact']}" if c.get("contact") else "") for c in consumers)
 
 
+def _cell(value: Any) -> Any:
+    return neutralise_cell(value) if isinstance(value, str) else value
+
+
 def to_csv(document: dict[str, Any]) -> str:
     teams = {t["name"]: t for t in document.get("teams", [])}
     buffer = io.StringIO()
@@ -50,5 +60,5 @@ def to_csv(document: dict[str, Any]) -> str:
         for name in ("owners", "backups", "tags"):
             row[name] = ";".join(key.get(name, []))
         row["consumers"] = _consumer_cell(key.get("consumers", []))
-        writer.writerow({c: row.get(c) for c in CSV_COLUMNS})
+        writer.writerow({c: _cell(row.get(c)) for c in CSV_COLUMNS})
     return buffer.getvalue()

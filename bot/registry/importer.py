@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,33 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from bot.registry import safe_yaml
+from bot.registry.safe_yaml import LINE, LINES, UnsafeYaml, strip_marks
 from bot.registry.schemas import KeyRecord, TeamRecord
 from bot.secrets import contains_secret
 
-MAX_FILE_BYTES = 512 * 1024 * 1024
-LINES = "__lines__"
-LINE = "__line__"
+# 100,000 keys as CSV are about 20 MB; anything far beyond that is a mistake or an attack.
+MAX_FILE_BYTES = 64 * 1024 * 1024
 # Fields where a pasted secret would otherwise end up stored in plain text.
 PLAIN_FIELDS = ("name", "provider_key_id", "project", "vault_path", "team", "description", "redacted", "tags")
 CSV_LIST_SEPARATOR = ";"
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: str) -> str:
+    """Quote a cell a spreadsheet would run as a formula; quoted-looking cells get one more quote so
+    `restore_cell` can tell them apart."""
+    if value.lstrip("'").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: str) -> str:
+    """Undo `neutralise_cell`: drop the one quote it added, leave every other value as written."""
+    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
+        return value[1:]
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,38 +65,44 @@ class RegistryFileError(Exception):
 
 @dataclass
 class ParsedRegistry:
+    """The valid records of a file, and every problem of the invalid ones (so one report lists them all)."""
+
     teams: list[TeamRecord] = field(default_factory=list)
     keys: list[KeyRecord] = field(default_factory=list)
     key_lines: list[int] = field(default_factory=list)
+    key_field_lines: list[dict[str, int]] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    source: str = "registry"
+
+    def raise_errors(self) -> None:
+        if self.errors:
+            raise RegistryFileError(self.source, sorted(self.errors, key=lambda e: e.line))
 
 
-class _LineLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe YAML loader that remembers the line of every mapping and of each of its fields."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        mapping[LINE] = node.start_mark.line + 1
-        mapping[LINES] = {k.value: k.start_mark.line + 1 for k, _ in node.value if hasattr(k, "value")}
-        return mapping
-
-
-def _strip_marks(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_marks(v) for k, v in value.items() if k not in (LINE, LINES)}
-    if isinstance(value, list):
-        return [_strip_marks(v) for v in value]
-    return value
+def _line_of(raw: Any, loc: tuple[int | str, ...], line: int) -> int:
+    """The line of the deepest part of `raw` along `loc` whose line the loader recorded."""
+    current = raw
+    for part in loc:
+        if isinstance(current, dict):
+            line = current.get(LINES, {}).get(part, line)
+            current = current.get(part)
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+            if isinstance(current, dict):
+                line = current.get(LINE, line)
+        else:
+            break
+    return int(line)
 
 
-def _pydantic_errors(error: ValidationError, line: int, lines: dict[str, int]) -> list[RecordError]:
+def _pydantic_errors(error: ValidationError, line: int, raw: Any) -> list[RecordError]:
     found = []
     for item in error.errors():
         path = ".".join(str(p) for p in item["loc"]) or "record"
-        top = str(item["loc"][0]) if item["loc"] else ""
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field"
-        found.append(RecordError(lines.get(top, line), path, message))
+        found.append(RecordError(_line_of(raw, tuple(item["loc"]), line), path, message))
     return found
 
 
@@ -88,21 +110,15 @@ def _validate(model: type[BaseModel], raw: Any, line: int, lines: dict[str, int]
     if not isinstance(raw, dict):
         raise _Invalid([RecordError(line, what, "expected a mapping of field: value")])
     try:
-        record = model.model_validate(_strip_marks(raw) if LINE in raw else raw)
+        record = model.model_validate(strip_marks(raw) if LINE in raw else raw)
     except ValidationError as error:
-        raise _Invalid(_pydantic_errors(error, line, lines)) from None
+        raise _Invalid(_pydantic_errors(error, line, raw)) from None
     fields = record.__dict__
     texts = {name: value for name, value in fields.items() if isinstance(value, str)}
     if fields.get("tags"):
         texts["tags"] = " ".join(fields["tags"])
     joined = "\n".join(texts.values())
     problems = []
-    if CONTROL_CHARS.search(joined):
-        problems += [
-            RecordError(lines.get(name, line), name, "contains control characters")
-            for name, value in texts.items()
-            if CONTROL_CHARS.search(value)
-        ]
     if contains_secret(joined):
         problems += [
             RecordError(lines.get(name, line), name, "looks like a secret; put secrets only in `secret:`")
@@ -132,27 +148,46 @@ def _cross_check(parsed: ParsedRegistry, errors: list[RecordError]) -> None:
     errors.extend(RecordError(0, "teams", f"team {n!r} is defined twice") for n in sorted(duplicates))
 
 
-def parse_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
+def _too_large(text: str, source: str) -> ParsedRegistry | None:
+    if len(text) > MAX_FILE_BYTES:
+        return ParsedRegistry(
+            errors=[RecordError(0, "file", f"larger than {MAX_FILE_BYTES} bytes")], source=source
+        )
+    return None
+
+
+def read_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
+    """Every valid record and every problem of a YAML registry; never raises for what the file holds."""
+    refused = _too_large(text, source)
+    if refused is not None:
+        return refused
+    parsed = ParsedRegistry(source=source)
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        document = safe_yaml.load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
-        raise RegistryFileError(source, [RecordError(line, "file", f"not valid YAML: {error}")]) from None
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        parsed.errors.append(RecordError(line, "file", f"not valid YAML: {problem}"))
+        return parsed
+    except UnsafeYaml as error:
+        parsed.errors.append(RecordError(error.line, "file", error.message))
+        return parsed
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as error:
+        parsed.errors.append(RecordError(0, "file", f"not valid YAML ({type(error).__name__})"))
+        return parsed
     if document is None:
         document = {}
     if not isinstance(document, dict):
-        raise RegistryFileError(
-            source, [RecordError(1, "file", "expected a mapping with `teams:` and `keys:`")]
-        )
-    errors: list[RecordError] = []
+        parsed.errors.append(RecordError(1, "file", "expected a mapping with `teams:` and `keys:`"))
+        return parsed
+    errors = parsed.errors
     top_lines: dict[str, int] = document.get(LINES, {})
     errors.extend(
         RecordError(top_lines.get(str(k), 1), str(k), "unknown section (expected teams, keys)")
         for k in document
         if k not in ("teams", "keys", LINE, LINES)
     )
-    parsed = ParsedRegistry()
     for section, model, target in (("teams", TeamRecord, parsed.teams), ("keys", KeyRecord, parsed.keys)):
         items = document.get(section) or []
         if not isinstance(items, list):
@@ -165,11 +200,16 @@ def parse_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
                 target.append(_validate(model, raw, line, lines, f"{section}[{index}]"))
                 if section == "keys":
                     parsed.key_lines.append(line)
+                    parsed.key_field_lines.append({str(k): int(v) for k, v in lines.items()})
             except _Invalid as invalid:
                 errors.extend(invalid.errors)
     _cross_check(parsed, errors)
-    if errors:
-        raise RegistryFileError(source, errors)
+    return parsed
+
+
+def parse_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
+    parsed = read_yaml(text, source)
+    parsed.raise_errors()
     return parsed
 
 
@@ -186,17 +226,26 @@ def _csv_consumers(cell: str) -> list[dict[str, str]]:
     return consumers
 
 
-def parse_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
+def read_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
+    """Every valid row and every problem of a CSV registry; cells `to_csv` quoted are restored."""
+    refused = _too_large(text, source)
+    if refused is not None:
+        return refused
+    parsed = ParsedRegistry(source=source)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames or "name" not in reader.fieldnames:
-        raise RegistryFileError(
-            source, [RecordError(1, "header", "expected a header row with at least `name`")]
-        )
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as error:
+        parsed.errors.append(RecordError(1, "file", f"not valid CSV: {error}"))
+        return parsed
+    if not fieldnames or "name" not in fieldnames:
+        parsed.errors.append(RecordError(1, "header", "expected a header row with at least `name`"))
+        return parsed
     known = set(KeyRecord.model_fields) | set(CSV_TEAM_FIELDS) | {"consumers"}
-    errors = [
-        RecordError(1, str(column), "unknown column") for column in reader.fieldnames if column not in known
-    ]
-    parsed = ParsedRegistry()
+    errors = parsed.errors
+    errors.extend(
+        RecordError(1, str(column), "unknown column") for column in fieldnames if column not in known
+    )
     teams: dict[str, TeamRecord] = {}
     line = 1
     try:
@@ -205,7 +254,9 @@ def parse_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
             if None in row:
                 errors.append(RecordError(line, "row", "more cells than header columns"))
                 continue
-            raw: dict[str, Any] = {k: v for k, v in row.items() if k in known and v not in (None, "")}
+            raw: dict[str, Any] = {
+                k: restore_cell(v) for k, v in row.items() if k in known and v not in (None, "")
+            }
             for name in CSV_LIST_FIELDS:
                 if name in raw:
                     raw[name] = [v.strip() for v in raw[name].split(CSV_LIST_SEPARATOR) if v.strip()]
@@ -220,30 +271,49 @@ def parse_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
                     )
                 parsed.keys.append(record)
                 parsed.key_lines.append(line)
+                parsed.key_field_lines.append({})
             except _Invalid as invalid:
                 errors.extend(invalid.errors)
     except csv.Error as error:
         errors.append(RecordError(line, "file", f"not valid CSV: {error}"))
     parsed.teams = list(teams.values())
     _cross_check(parsed, errors)
-    if errors:
-        raise RegistryFileError(source, errors)
     return parsed
 
 
-def parse_file(path: Path) -> ParsedRegistry:
+def parse_csv(text: str, source: str = "registry.csv") -> ParsedRegistry:
+    parsed = read_csv(text, source)
+    parsed.raise_errors()
+    return parsed
+
+
+def read_file(path: Path) -> ParsedRegistry:
+    """`read_yaml` or `read_csv` by suffix, reading at most MAX_FILE_BYTES (+1, to notice a larger file)."""
+    source = str(path)
+
+    def refused(message: str) -> ParsedRegistry:
+        return ParsedRegistry(errors=[RecordError(0, "file", message)], source=source)
+
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml"):
+        return refused("expected a .yaml, .yml or .csv file")
     if not path.is_file():
-        raise RegistryFileError(str(path), [RecordError(0, "file", "no such file")])
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise RegistryFileError(str(path), [RecordError(0, "file", f"larger than {MAX_FILE_BYTES} bytes")])
+        return refused("no such file")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        return refused(f"cannot read it ({error.strerror or type(error).__name__})")
+    if len(data) > MAX_FILE_BYTES:
+        return refused(f"larger than {MAX_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise RegistryFileError(
-            str(path), [RecordError(0, "file", f"not UTF-8 text ({error.reason})")]
-        ) from None
-    if path.suffix.lower() == ".csv":
-        return parse_csv(text, str(path))
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return parse_yaml(text, str(path))
-    raise RegistryFileError(str(path), [RecordError(0, "file", "expected a .yaml, .yml or .csv file")])
+        return refused(f"not UTF-8 text ({error.reason})")
+    return read_csv(text, source) if suffix == ".csv" else read_yaml(text, source)
+
+
+def parse_file(path: Path) -> ParsedRegistry:
+    parsed = read_file(path)
+    parsed.raise_errors()
+    return parsed

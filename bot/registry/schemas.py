@@ -6,14 +6,59 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+)
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL = re.compile(r"^([CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})$")
 PROVIDERS = ("openai", "vault", "manual")
 ENVIRONMENTS = ("production", "staging", "development", "sandbox")
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Characters that make a name render as something else in Slack or a terminal (Trojan Source, CVE-2021-42574):
+# C0/C1 controls, bidirectional embeddings/overrides/isolates/marks, zero-width characters, line separators.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+LINE_BREAKS = re.compile(r"[\t\n\r]")
+BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+ZERO_WIDTH = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
+
+
+def unsafe_characters(value: str, *, multiline: bool = False) -> str | None:
+    """Why `value` cannot be shown as typed, or None: what people read must be what is stored."""
+    if CONTROL.search(value) or (not multiline and LINE_BREAKS.search(value)):
+        return "contains control characters"
+    if BIDI.search(value):
+        return "contains bidirectional-override characters"
+    if ZERO_WIDTH.search(value):
+        return "contains zero-width characters"
+    return None
+
+
+def _plain(value: str) -> str:
+    problem = unsafe_characters(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _plain_paragraph(value: str) -> str:
+    problem = unsafe_characters(value, multiline=True)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_plain)
+]
+Plain = Annotated[str, AfterValidator(_plain)]
+Paragraph = Annotated[str, AfterValidator(_plain_paragraph)]
 
 
 def _slack_user(value: str) -> str:
@@ -26,8 +71,8 @@ class TeamRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Name
-    channel: str | None = None
-    manager: str | None = None
+    channel: Plain | None = None
+    manager: Plain | None = None
 
     @field_validator("channel")
     @classmethod
@@ -46,8 +91,8 @@ class ConsumerRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Name
-    contact: str | None = None
-    redeploy_hook: str | None = Field(None, max_length=500)
+    contact: Plain | None = None
+    redeploy_hook: Plain | None = Field(None, max_length=500)
 
     @field_validator("contact")
     @classmethod
@@ -62,22 +107,22 @@ class KeyRecord(BaseModel):
 
     name: Name
     provider: str = "openai"
-    provider_key_id: str | None = Field(None, max_length=200)
-    project: str | None = Field(None, max_length=200)
+    provider_key_id: Plain | None = Field(None, max_length=200)
+    project: Plain | None = Field(None, max_length=200)
     environment: str = "production"
-    vault_path: str | None = Field(None, max_length=500)
-    redacted: str | None = None
+    vault_path: Plain | None = Field(None, max_length=500)
+    redacted: Plain | None = None
     fingerprint: str | None = None
     secret: SecretStr | None = None
-    team: str | None = Field(None, max_length=120)
+    team: Plain | None = Field(None, max_length=120)
     owners: list[str] = Field(default_factory=list)
     backups: list[str] = Field(default_factory=list)
     consumers: list[ConsumerRecord] = Field(default_factory=list)
     rotation_days: int | None = Field(None, ge=1, le=3650)
     last_rotated: datetime | None = None
     status: str = "active"
-    tags: list[str] = Field(default_factory=list)
-    description: str | None = Field(None, max_length=2000)
+    tags: list[Plain] = Field(default_factory=list)
+    description: Paragraph | None = Field(None, max_length=2000)
 
     @field_validator("provider")
     @classmethod
