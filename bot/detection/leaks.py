@@ -19,7 +19,10 @@ from bot.registry.fingerprint import Fingerprinter
 from bot.registry.models import Key
 from bot.secrets import SecretMatch, find_secrets
 
-__all__ = ["MAX_BYTES", "DiffLeaks", "LeakHit", "TextTooLarge", "find_leaks", "leaks_in_diff"]
+__all__ = [
+    "MAX_BYTES", "DiffLeaks", "FoundLeak", "LeakHit", "TextTooLarge", "find_leaks",
+    "find_leaks_with_fingerprints", "leaks_in_diff",
+]  # fmt: skip
 
 #: Default size limit: large enough for any config file or Slack snippet, small enough to stay fast.
 MAX_BYTES = 5_000_000
@@ -86,6 +89,29 @@ def find_leaks(
     if len(text) > max_bytes or _utf8_size(text) > max_bytes:
         raise TextTooLarge(f"text is larger than {max_bytes} bytes")
     return _scan(session, text, fingerprinter)
+
+
+@dataclass(frozen=True)
+class FoundLeak:
+    """A hit with its keyed fingerprint and family: what the leak watcher needs to open an incident and to
+    find the key again later (at the provider, or in the registry once it is registered)."""
+
+    hit: LeakHit
+    fingerprint: str
+    family: str
+    last4: str
+
+
+def find_leaks_with_fingerprints(
+    session: Session | None, text: str, fingerprinter: Fingerprinter, *, max_bytes: int = MAX_BYTES
+) -> list[FoundLeak]:
+    """:func:`find_leaks`, each hit paired with its fingerprint (never the value)."""
+    if len(text) > max_bytes or _utf8_size(text) > max_bytes:
+        raise TextTooLarge(f"text is larger than {max_bytes} bytes")
+    return [
+        FoundLeak(hit, fingerprinter.fingerprint(match.value), match.family, match.last4)
+        for hit, match in _scan_matches(session, text, fingerprinter)
+    ]
 
 
 def leaks_in_diff(
@@ -182,12 +208,18 @@ def _flush(
 
 
 def _scan(session: Session | None, text: str, fingerprinter: Fingerprinter | None) -> list[LeakHit]:
+    return [hit for hit, _ in _scan_matches(session, text, fingerprinter)]
+
+
+def _scan_matches(
+    session: Session | None, text: str, fingerprinter: Fingerprinter | None
+) -> list[tuple[LeakHit, SecretMatch]]:
     found = list(_first_occurrences(text))
     registered = _registered(session, fingerprinter, [m.value for m, _, _ in found]) if found else {}
     hits = []
     for match, line, column in found:
         key = registered.get(match.value)
-        hits.append(
+        hit = (
             LeakHit(
                 kind=match.kind,
                 provider=match.provider,
@@ -198,8 +230,10 @@ def _scan(session: Session | None, text: str, fingerprinter: Fingerprinter | Non
                 key_name=key.name if key else None,
                 owners=key.owner_ids() if key else [],
                 environment=key.environment if key else None,
-            )
+            ),
+            match,
         )
+        hits.append(hit)
     return hits
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from pydantic import ValidationError
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.error import BoltUnhandledRequestError
 
 from bot.log import get_logger
@@ -14,6 +16,7 @@ from bot.slack.blocks.messages import notification_blocks
 from bot.slack.context import SlackContext
 from bot.slack.delivery import SlackSender
 from bot.slack.handlers import commands, events, interactions, views
+from bot.slack.payloads import BadPayload, validate_body
 from bot.slack.permissions import Permissions
 from bot.slack.progress import ProgressPublisher
 from bot.slack.worker import RunWorker
@@ -39,10 +42,26 @@ def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: boo
         raise_error_for_unhandled_request=True,
     )
 
+    @app.middleware
+    def validate_payload(
+        req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:
+        """Malformed payloads stop here with a 400 naming the bad fields, before any listener reads them."""
+        try:
+            validate_body(req.body)
+        except BadPayload as bad:
+            log.warning("malformed Slack payload refused", why=str(bad))
+            return BoltResponse(status=400, body=str(bad))
+        return next()
+
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
         if isinstance(error, BoltUnhandledRequestError):
             return BoltResponse(status=404, body="keybot does not handle that request")
+        if isinstance(error, BadPayload | ValidationError):
+            # A payload shape the edge models did not foresee: the client's fault, told in one line.
+            log.warning("unreadable Slack payload", error_type=type(error).__name__)
+            return BoltResponse(status=400, body="malformed Slack payload")
         log.exception("listener failed", error_type=type(error).__name__)
         return BoltResponse(status=500, body="keybot hit an internal error; nothing was changed")
 

@@ -11,14 +11,17 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.db.base import utcnow
+from bot.detection.service import revoke_target
 from bot.log import get_logger
 from bot.providers.base import KeyRef, ProviderError
 from bot.registry.models import Key
 from bot.registry.service import lookup
 from bot.runbooks.models import Run
+from bot.runbooks.overview import overview
 from bot.runtime import Runtime
 from bot.slack import ids
 from bot.slack.api import OpenedView, SlackAPI, SlackError
+from bot.slack.blocks.home import app_home
 from bot.slack.blocks.revoke_modal import (
     DRILL_TITLE,
     error_modal,
@@ -32,6 +35,18 @@ from bot.slack.progress import ProgressPublisher
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
+
+
+def _id(value: object) -> str:
+    """``value["id"]`` when ``value`` is an object with a string id (Slack's user/channel shapes)."""
+    found = value.get("id") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else ""
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 DRILL_FLAG = "--drill"
 TRAFFIC_DEADLINE_SECONDS = 2.0
 # The key card must not wait on a slow provider: traffic is fetched with a deadline, off the handler thread.
@@ -62,17 +77,71 @@ class SlackContext:
         _FOLLOW_UP.submit(guarded)
 
     def tell(self, body: dict[str, Any], text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """A private answer to whoever clicked or typed: response_url when Slack gave one, else ephemeral."""
+        """A private answer to whoever clicked or typed, somewhere they will see it: the response_url when
+        Slack gave one, else an ephemeral message in the channel, else (App Home clicks carry neither) the
+        Home tab re-published with the answer on top, else a DM."""
         url = body.get("response_url")
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        user = _id(body.get("user")) or _text(body.get("user_id"))
+        channel = _id(body.get("channel")) or _text(body.get("channel_id"))
+        view = body.get("view")
+        on_home = isinstance(view, dict) and view.get("type") == "home"
         try:
-            if url:
+            if isinstance(url, str) and url:
                 self.api.respond(url, text, blocks)
             elif channel and user:
                 self.api.post_ephemeral(channel, user, text, blocks)
+            elif user and on_home:
+                self.publish_home(user, notice=text)
+            elif user:
+                self.api.post_message(self.api.open_dm(user), text, blocks)
+            else:
+                log.warning("nobody to answer: the request named no user")
         except SlackError as error:
             log.warning("could not answer the user", code=error.code, why=error.explanation)
+
+    def refuse(self, body: dict[str, Any], why: str, *, action: str) -> None:
+        """Tell the person why keybot did not act, and log it: a refusal must never vanish."""
+        log.info("request refused", action=action, user=_id(body.get("user")) or body.get("user_id"), why=why)
+        self.tell(body, why)
+
+    def publish_home(self, user: str, *, notice: str | None = None) -> None:
+        """(Re-)publish a person's App Home tab, with ``notice`` on top when answering a click there."""
+        now = utcnow()
+        with self.runtime.database.session() as session:
+            seen = overview(session, user, now)
+            view = app_home(user, seen.keys, seen.due, seen.runs, seen.incidents, now, notice=notice)
+        self.api.publish_home(user, view)
+
+    def open_leak_revoke_flow(
+        self, body: dict[str, Any], user: str, incident_id: int, fingerprint: str
+    ) -> None:
+        """Revoke… on an unregistered leaked secret: "Loading…" now, then the revoke form for the key the
+        provider found (registered as unowned), or a modal saying exactly what to do by hand."""
+        try:
+            opened = self.api.open_view(str(body.get("trigger_id") or ""), loading_modal())
+        except SlackError as error:
+            self.later(self.tell, body, f"keybot could not open the form: {error.explanation}")
+            return
+        self.later(self._fill_leak_revoke_view, body, user, incident_id, fingerprint, opened)
+
+    def _fill_leak_revoke_view(
+        self, body: dict[str, Any], user: str, incident_id: int, fingerprint: str, opened: OpenedView
+    ) -> None:
+        rt = self.runtime
+        try:
+            target = revoke_target(rt.database, rt.toolkit.providers, incident_id, fingerprint)
+            if target.key_id is not None:
+                view = self.revoke_view_for(user, f"#{target.key_id}")
+            else:
+                log.info("leaked secret not revocable by keybot", incident=incident_id)
+                view = error_modal("Revoke it by hand", target.message)
+        except Exception:
+            log.exception("leak revoke form failed")
+            view = error_modal("Something went wrong", "keybot hit an internal error; nothing was changed.")
+        try:
+            self.api.update_view(opened.id, view, hash=opened.hash)
+        except SlackError as error:
+            self.tell(body, f"keybot could not show the form: {error.explanation}")
 
     def traffic(self, key: Key) -> str | None:
         """The last hour of traffic for the key card, when the provider can say; never blocks the flow."""

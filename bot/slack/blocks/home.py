@@ -87,10 +87,17 @@ def app_home(
     my_runs: Sequence[Run],
     open_incidents: Sequence[Incident],
     now: datetime,
+    *,
+    notice: str | None = None,
 ) -> dict[str, Any]:
-    """A ``home`` view for ``views.publish``; ``due`` pairs a key with its human due text."""
+    """A ``home`` view for ``views.publish``; ``due`` pairs a key with its human due text.
+
+    ``notice`` answers a click on this tab (Slack gives App Home clicks no channel to answer in), so it
+    comes first, where the person who clicked is looking.
+    """
     blocks: list[Block] = [
         header("keybot", block_id="home_header"),
+        *([section(f"📣 {limits.mrkdwn(notice, 2800)}", block_id="home_notice")] if notice else []),
         section(
             f"Hi {limits.mention(user_id)}. Leaked a key? Run `/revoke-key` with its name or redacted "
             "value (`sk-...Xy9Q`); `/key-owner` tells you who owns one.",

@@ -128,13 +128,17 @@ def notification_blocks(notification: Notification) -> tuple[str, list[Block]]:
 
 
 class LeakHit(NamedTuple):
-    """One secret the leak watcher found: its kind, redacted form and, if registered, the key it is."""
+    """One secret the leak watcher found: its kind, redacted form and, if registered, the key it is.
+
+    ``fingerprint`` (keyed HMAC, never the value) lets a Revoke button find an unregistered secret again.
+    """
 
     kind: str
     redacted: str
     key_name: str | None
     owners: Sequence[str]
     key_id: int | None = None
+    fingerprint: str | None = None
 
 
 #: A hit as callers may pass it: a LeakHit, or a tuple (kind, redacted, key name, owners[, key id]).
@@ -145,12 +149,27 @@ LeakHitLike = (
 )
 
 
-def _hit_block(index: int, hit: LeakHit, offer_revoke: bool) -> Block:
+class LeakIncident(NamedTuple):
+    """The unowned incident the leak watcher opened for the unregistered secrets in one message."""
+
+    id: int
+    reference: str
+
+
+def _hit_block(index: int, hit: LeakHit, offer_revoke: bool, incident: LeakIncident | None) -> Block:
     what = SECRET_KINDS.get(hit.kind, hit.kind.replace("_", " "))
     line = f"• {limits.mrkdwn(what, 60)} {limits.code(hit.redacted, 80)}"
     if hit.key_name is None:
-        line += " is *not in the registry*: find its owner and revoke it at the vendor."
-        return section(line, block_id=f"leak_hit_{index}")
+        if incident is None or hit.fingerprint is None:
+            line += " is *not in the registry*: find its owner and revoke it at the vendor."
+            return section(line, block_id=f"leak_hit_{index}")
+        line += (
+            f" is *not in the registry*; keybot opened *{limits.mrkdwn(incident.reference, 20)}*. "
+            "*Revoke…* looks it up at the provider and opens the revoke form, or says what to do."
+        )
+        ref = ids.ActionRef(kind="incident", id=str(incident.id), extra={"fp": hit.fingerprint})
+        button_ = button("Revoke…", ids.REVOKE_FROM_LEAK, ref, style="danger") if offer_revoke else None
+        return section(line, block_id=f"leak_hit_{index}", accessory=button_)
     owners = " ".join(limits.mention(o) for o in hit.owners) or "nobody (unowned key)"
     line += f" is registered as *{limits.mrkdwn(hit.key_name, 200)}*. Owners: {owners}"
     accessory = None
@@ -170,8 +189,12 @@ def leak_warning(
     *,
     offer_revoke: bool,
     ask_delete: bool,
+    incident: LeakIncident | None = None,
 ) -> tuple[str, list[Block]]:
-    """The leak watcher's in-thread reply: what was posted (redacted), whose key it is, and what to do now."""
+    """The leak watcher's in-thread reply: what was posted (redacted), whose key it is, and what to do now.
+
+    ``incident``: the one keybot opened for the unregistered secrets; they then get a Revoke button too.
+    """
     found = [h if isinstance(h, LeakHit) else LeakHit(*h) for h in hits]
     count = "a secret" if len(found) == 1 else f"{len(found)} secrets"
     blocks = [
@@ -181,7 +204,7 @@ def leak_warning(
             block_id="leak_intro",
         )
     ]
-    blocks += [_hit_block(i, hit, offer_revoke) for i, hit in enumerate(found[:MAX_HITS_SHOWN])]
+    blocks += [_hit_block(i, hit, offer_revoke, incident) for i, hit in enumerate(found[:MAX_HITS_SHOWN])]
     if len(found) > MAX_HITS_SHOWN:
         blocks.append(limits.more_note(len(found) - MAX_HITS_SHOWN, noun="secrets"))
     if ask_delete:
@@ -193,7 +216,10 @@ def leak_warning(
             )
         )
     registered = any(h.key_name for h in found)
+    revocable = registered or (incident is not None and any(h.fingerprint for h in found))
     hint = "Press *Revoke &amp; replace…* to start the runbook" if offer_revoke and registered else None
+    if offer_revoke and not registered and revocable:
+        hint = "Press *Revoke…* to start the runbook"
     blocks.append(
         context(
             hint or "Use `/revoke-key` with the redacted value to start the runbook",

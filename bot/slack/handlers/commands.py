@@ -8,7 +8,7 @@ from slack_bolt import Ack, App
 
 from bot.db.base import utcnow
 from bot.registry.service import lookup
-from bot.runbooks import service
+from bot.runbooks import names, service
 from bot.slack.blocks.key_card import key_owner_reply
 from bot.slack.context import MAX_COMMAND_TEXT, SlackContext
 
@@ -65,19 +65,11 @@ def register(app: App, ctx: SlackContext) -> None:
             key = result.unique
             key_id, key_name = key.id, key.name
         try:
-            run_id = service.start_run(
-                rt.database,
-                rt.runbooks,
-                policy=rt.policy,
-                key_id=key_id,
-                runbook="rotate",
-                mode=None,
-                actor=user,
-                in_revoker_group=ctx.permissions.actor(user).in_revoker_group,
-                reason=f"planned rotation requested by <@{user}>",
+            run_id = names.start_rotation(
+                rt.database, rt.runbooks, policy=rt.policy, key_id=key_id, actor=ctx.permissions.actor(user)
             )
         except service.RunRefused as refused:
-            ctx.tell(body, str(refused))
+            ctx.refuse(body, f"Rotation of {key_name} not started: {refused}", action="/rotate-key")
             return
         ctx.tell(body, f"Rotation of {key_name} started (run `{run_id}`); progress is in the team channel.")
         ctx.start_in_background(run_id)

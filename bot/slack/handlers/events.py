@@ -1,132 +1,116 @@
-"""Events: the leak watcher on channel messages, and the App Home tab."""
+"""Events: the leak watcher on channel messages, and the App Home tab.
+
+The watcher reads everything Slack delivers with a message (text, snippet previews, forwarded messages,
+rich-text blocks), from people and from other apps' bots alike; only keybot's own messages are skipped.
+Each secret is reported once per message (channel + message ts): Slack's retries, an edit, or an unfurl
+(``message_changed`` with the same content) never warn twice; an edit that adds a new secret warns about
+that one only. What a leak changes in the registry and incidents is bot/detection/service.py's work.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
-from sqlalchemy import or_, select
+from pydantic import ValidationError
+from slack_bolt import App, BoltContext
 
-from bot.db.base import utcnow
-from bot.incidents.models import Incident, IncidentStatus
-from bot.incidents.service import append_event, open_incident
+from bot.detection.leaks import FoundLeak, TextTooLarge, find_leaks_with_fingerprints
+from bot.detection.service import record_leaks
 from bot.log import get_logger
-from bot.registry.models import Key, KeyOwner, KeyStatus
-from bot.registry.render import rotation_state
-from bot.registry.service import KeyFilter, list_keys
-from bot.runbooks.models import Run, RunStatus
 from bot.slack import dedupe
 from bot.slack.api import SlackError
-from bot.slack.blocks.home import app_home
-from bot.slack.blocks.messages import LeakHit, leak_warning
+from bot.slack.blocks.messages import LeakHit, LeakIncident, leak_warning
 from bot.slack.context import SlackContext
+from bot.slack.payloads import MessageEvent, scannable_text
 
 log = get_logger(__name__)
-MAX_SCANNED = 40_000
-DUE_SOON_DAYS = 14
+MAX_SCANNED = 160_000
+IGNORED_SUBTYPES = frozenset({"message_deleted", "channel_join", "channel_leave", "channel_topic"})
 
 
-def _message_text(event: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """(text, user, ts) of a new or edited human message; empty text for anything keybot should ignore."""
-    if event.get("bot_id") or event.get("subtype") in ("bot_message", "message_deleted", "channel_join"):
-        return "", None, None
-    if event.get("subtype") == "message_changed":
-        inner = event.get("message") or {}
-        if inner.get("bot_id"):
-            return "", None, None
-        return str(inner.get("text") or ""), inner.get("user"), inner.get("ts")
-    return str(event.get("text") or ""), event.get("user"), event.get("ts")
+def _watched(event: MessageEvent, own: set[str]) -> tuple[MessageEvent, MessageEvent | None] | None:
+    """(the message as it is now, the message before an edit) or None when keybot should not look."""
+    if event.subtype in IGNORED_SUBTYPES:
+        return None
+    message, previous = event, None
+    if event.subtype == "message_changed":
+        if event.message is None:
+            return None
+        message, previous = event.message, event.previous_message
+    if {message.bot_id, message.user} & own:
+        return None
+    if not message.ts:
+        return None
+    return message, previous
 
 
 def register(app: App, ctx: SlackContext) -> None:
     rt = ctx.runtime
 
     @app.event("message")
-    def on_message(body: dict[str, Any], event: dict[str, Any]) -> None:
-        ctx.later(watch_for_leaks, body, event)
+    def on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        own = {v for v in (context.bot_id, context.bot_user_id) if v}
+        ctx.later(watch_for_leaks, event, own)
 
-    def watch_for_leaks(body: dict[str, Any], event: dict[str, Any]) -> None:
-        text, poster, ts = _message_text(event)
-        if not text or not poster:
-            return
-        event_id = str(body.get("event_id") or f"{event.get('channel')}:{ts}")
-        if not dedupe.first_time(rt.database, f"event:{event_id}"):
-            return
-        from bot.detection.leaks import find_leaks
+    def scan(message: MessageEvent) -> list[FoundLeak]:
+        try:
+            with rt.database.session() as session:
+                return find_leaks_with_fingerprints(
+                    session, scannable_text(message, MAX_SCANNED), rt.fingerprinter
+                )
+        except TextTooLarge:
+            return []
 
-        channel = str(event.get("channel") or "")
+    def watch_for_leaks(raw: dict[str, Any], own: set[str]) -> None:
+        try:
+            event = MessageEvent.model_validate(raw)
+        except ValidationError:
+            log.warning("unreadable message event skipped")
+            return
+        watched = _watched(event, own)
+        channel = event.channel or ""
+        if watched is None or not channel:
+            return
+        message, previous = watched
+        found = scan(message)
+        if previous is not None and found:
+            before = {leak.fingerprint for leak in scan(previous)}
+            found = [leak for leak in found if leak.fingerprint not in before]
+        fresh = [
+            leak
+            for leak in found
+            if dedupe.first_time(rt.database, f"leak:{channel}:{message.ts}:{leak.fingerprint[:40]}")
+        ]
+        if not fresh:
+            return
+        poster = message.user or message.bot_id or "someone"
         with rt.database.session() as session:
-            hits = find_leaks(session, text[:MAX_SCANNED], rt.fingerprinter)
-            if not hits:
-                return
-            shown = [LeakHit(h.kind, h.redacted, h.key_name, h.owners, h.key_id) for h in hits]
-            unowned = [h for h in hits if h.key_id is None]
-            for hit in hits:
-                key = session.get(Key, hit.key_id) if hit.key_id is not None else None
-                if key is not None and key.status is KeyStatus.ACTIVE:
-                    key.status = KeyStatus.COMPROMISED
-            if unowned:
-                incident = open_incident(
-                    session,
-                    key_id=None,
-                    title=f"Unregistered secret posted in <#{channel}>",
-                    opened_by=poster,
-                    reason="leak watcher",
-                    severity="sev2",
-                )
-                append_event(
-                    session,
-                    incident.id,
-                    "leak.detected",
-                    "keybot",
-                    {
-                        "where": channel,
-                        "kinds": [h.kind for h in unowned],
-                        "redacted": [h.redacted for h in unowned],
-                    },
-                )
-        message, blocks = leak_warning(
-            poster, shown, offer_revoke=True, ask_delete=rt.settings.leak_ask_delete
+            recorded = record_leaks(session, fresh, where=f"<#{channel}>", poster=poster)
+        incident = (
+            LeakIncident(recorded.incident_id, recorded.incident_reference)
+            if recorded.incident_id is not None and recorded.incident_reference is not None
+            else None
+        )
+        shown = [
+            LeakHit(f.hit.kind, f.hit.redacted, f.hit.key_name, f.hit.owners, f.hit.key_id, f.fingerprint)
+            for f in fresh
+        ]
+        text, blocks = leak_warning(
+            poster, shown, offer_revoke=True, ask_delete=rt.settings.leak_ask_delete, incident=incident
         )
         try:
-            ctx.api.post_message(channel, message, blocks, thread_ts=ts)
+            ctx.api.post_message(channel, text, blocks, thread_ts=message.thread_ts or message.ts)
         except SlackError as error:
             log.warning("leak warning not posted", code=error.code, why=error.explanation)
 
     @app.event("app_home_opened")
     def on_home_opened(event: dict[str, Any]) -> None:
-        ctx.later(home, event)
+        user = event.get("user")
+        if isinstance(user, str) and user and event.get("tab", "home") == "home":
+            ctx.later(home, user)
 
-    def home(event: dict[str, Any]) -> None:
-        user = str(event.get("user") or "")
-        if not user or event.get("tab", "home") != "home":
-            return
-        now = utcnow()
-        with rt.database.session() as session:
-            mine = list_keys(session, KeyFilter(owner=user), limit=200)
-            due = [
-                (k, rotation_state(k, now))
-                for k in list_keys(session, KeyFilter(owner=user, due_within_days=DUE_SOON_DAYS))
-            ]
-            my_key_ids = select(KeyOwner.key_id).where(KeyOwner.slack_user_id == user)
-            runs = session.scalars(
-                select(Run)
-                .where(or_(Run.initiated_by == user, Run.key_id.in_(my_key_ids)))
-                .where(Run.status.not_in([RunStatus.SUCCEEDED, RunStatus.ABORTED]))
-                .order_by(Run.created_at.desc())
-                .limit(20)
-            ).all()
-            incidents = session.scalars(
-                select(Incident)
-                .where(Incident.key_id.in_(my_key_ids))
-                .where(Incident.status != IncidentStatus.RESOLVED)
-                .order_by(Incident.opened_at.desc())
-                .limit(20)
-            ).all()
-            view = app_home(
-                user, [k for k in mine if k.status != KeyStatus.REVOKED], due, runs, incidents, now
-            )
+    def home(user: str) -> None:
         try:
-            ctx.api.publish_home(user, view)
+            ctx.publish_home(user)
         except SlackError as error:
             log.warning("home not published", code=error.code, why=error.explanation)

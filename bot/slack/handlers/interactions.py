@@ -11,11 +11,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt import Ack, App
 
 from bot.access.policy import Actor
 from bot.registry.models import Key
-from bot.runbooks import service, waits
+from bot.runbooks import names, service, waits
 from bot.runbooks.models import Run
 from bot.slack import ids
 from bot.slack.api import SlackError
@@ -26,22 +27,38 @@ from bot.slack.blocks.revoke_modal import (
     skip_reason_modal,
 )
 from bot.slack.context import SlackContext
+from bot.slack.payloads import BlockActions
 
 STALE = "That button belongs to an older or unknown message; the run's message shows its current state."
 
 
-def _ref(body: dict[str, Any]) -> ids.ActionRef | None:
-    actions = body.get("actions") or [{}]
+def _click(body: dict[str, Any]) -> BlockActions | None:
+    """The typed click; the edge already refused malformed payloads, so None only for a foreign shape."""
     try:
-        return ids.ActionRef.decode(
-            actions[0].get("value") or actions[0].get("selected_option", {}).get("value")
-        )
-    except (ids.BadActionRef, AttributeError):
+        return BlockActions.model_validate(body)
+    except ValidationError:
+        return None
+
+
+def _ref(body: dict[str, Any]) -> ids.ActionRef | None:
+    """The ActionRef in the button value or selected option; None when missing (a deselect) or not ours."""
+    click = _click(body)
+    if click is None:
+        return None
+    try:
+        return ids.ActionRef.decode(click.action.chosen)
+    except ids.BadActionRef:
         return None
 
 
 def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
+    click = _click(body)
+    return click.user.id if click is not None else ""
+
+
+def _action_id(body: dict[str, Any]) -> str:
+    click = _click(body)
+    return click.action.action_id if click is not None else ""
 
 
 def _seen(ref: ids.ActionRef) -> service.Seen | None:
@@ -60,7 +77,7 @@ def register(app: App, ctx: SlackContext) -> None:
         try:
             decided = call()
         except service.RunRefused as refused:
-            ctx.tell(body, str(refused))
+            ctx.refuse(body, str(refused), action=_action_id(body))
             ctx.publisher.publish(run_id, force=True)
             return
         if decided.proceed:
@@ -73,7 +90,7 @@ def register(app: App, ctx: SlackContext) -> None:
         ref = _ref(body)
         seen = _seen(ref) if ref is not None and ref.kind == "run" else None
         if ref is None or seen is None:
-            ctx.tell(body, STALE)
+            ctx.refuse(body, STALE, action=_action_id(body))
             if ref is not None and ref.kind == "run":
                 ctx.publisher.publish(ref.id, force=True)
             return None
@@ -118,7 +135,7 @@ def register(app: App, ctx: SlackContext) -> None:
         ref = _ref(body)
         consumer = ref.extra.get("consumer") if ref is not None else None
         if ref is None or ref.kind != "run" or not consumer:
-            ctx.tell(body, STALE)
+            ctx.refuse(body, STALE, action=_action_id(body))
             return
         actor = ctx.permissions.actor(_user(body))
         apply(
@@ -170,7 +187,7 @@ def register(app: App, ctx: SlackContext) -> None:
         ack()
         ref = _ref(body)
         if ref is None or ref.kind != "run":
-            ctx.tell(body, STALE)
+            ctx.refuse(body, STALE, action=_action_id(body))
             return
         with rt.database.session() as session:
             run = session.get(Run, ref.id)
@@ -182,52 +199,57 @@ def register(app: App, ctx: SlackContext) -> None:
         ack()
         ref = _ref(body)
         if ref is None or ref.kind != "incident" or not ref.id.isdigit() or len(ref.id) > 9:
-            ctx.tell(body, STALE)
+            ctx.refuse(body, STALE, action=_action_id(body))
             return
-        action = ((body.get("actions") or [{}])[0] or {}).get("action_id")
-        open_modal(body, resolve_incident_modal(int(ref.id), false_alarm=action == ids.FALSE_ALARM))
+        false_alarm = _action_id(body) == ids.FALSE_ALARM
+        open_modal(body, resolve_incident_modal(int(ref.id), false_alarm=false_alarm))
 
     @app.action(re.compile(rf"^({re.escape(ids.OPEN_REVOKE)}|{re.escape(ids.REVOKE_FROM_LEAK)})$"))
     def open_revoke(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         ref = _ref(body)
+        fingerprint = ref.extra.get("fp", "") if ref is not None else ""
+        if (
+            ref is not None
+            and ref.kind == "incident"
+            and ref.id.isdigit()
+            and len(ref.id) < 10
+            and fingerprint
+        ):
+            ctx.open_leak_revoke_flow(body, _user(body), int(ref.id), fingerprint)
+            return
         if ref is None or ref.kind != "key":
-            ctx.tell(body, STALE)
+            ctx.refuse(body, STALE, action=_action_id(body))
             return
         query = ref.id if ref.extra.get("by") == "name" else f"#{ref.id}"
         ctx.open_revoke_flow(body, _user(body), query)
+
+    def rotate(body: dict[str, Any], key_id: int) -> None:
+        user = _user(body)
+        with rt.database.session() as session:
+            key = session.get(Key, key_id)
+            name = key.name if key is not None else None
+        if name is None:
+            ctx.refuse(body, "That key is no longer in the registry.", action=ids.ROTATE_NOW)
+            return
+        try:
+            run_id = names.start_rotation(
+                rt.database, rt.runbooks, policy=rt.policy, key_id=key_id, actor=ctx.permissions.actor(user)
+            )
+        except service.RunRefused as refused:
+            ctx.refuse(body, f"Rotation of {name} not started: {refused}", action=ids.ROTATE_NOW)
+            return
+        ctx.tell(body, f"Rotation of {name} started (run `{run_id}`); progress is in the team channel.")
+        ctx.start_in_background(run_id)
 
     @app.action(ids.ROTATE_NOW)
     def rotate_now(ack: Ack, body: dict[str, Any]) -> None:
         ack()
         ref = _ref(body)
         if ref is None or ref.kind != "key" or not ref.id.isdigit() or len(ref.id) > 12:
-            ctx.tell(body, STALE)
+            ctx.refuse(body, STALE, action=ids.ROTATE_NOW)
             return
-        user = _user(body)
-        with rt.database.session() as session:
-            key = session.get(Key, int(ref.id))
-        if key is None:
-            ctx.tell(body, "That key is no longer in the registry.")
-            return
-        actor = ctx.permissions.actor(user)
-        try:
-            run_id = service.start_run(
-                rt.database,
-                rt.runbooks,
-                policy=rt.policy,
-                key_id=key.id,
-                runbook="rotate",
-                mode=None,
-                actor=actor.id,
-                in_revoker_group=actor.in_revoker_group,
-                reason=f"rotation requested by <@{user}>",
-            )
-        except service.RunRefused as refused:
-            ctx.tell(body, str(refused))
-            return
-        ctx.tell(body, f"Rotation started (run `{run_id}`).")
-        ctx.start_in_background(run_id)
+        ctx.later(rotate, body, int(ref.id))
 
     @app.action(re.compile(r"^(alert\.|key\.snooze|revoke\.pick_key)"))
     def not_for_this_version(ack: Ack, body: dict[str, Any]) -> None:

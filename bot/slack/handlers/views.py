@@ -12,7 +12,7 @@ from bot.db.base import utcnow
 from bot.incidents import lifecycle
 from bot.registry.models import Key
 from bot.registry.service import lookup
-from bot.runbooks import service
+from bot.runbooks import names, service
 from bot.runbooks.models import Run
 from bot.sandbox.drill import drill_copy
 from bot.slack import ids, limits
@@ -105,7 +105,7 @@ def register(app: App, ctx: SlackContext) -> None:
                 rt.runbooks,
                 policy=rt.policy,
                 key_id=key_id,
-                runbook="revoke-replace-audit-notify",
+                runbook=names.REVOKE,
                 mode=mode,
                 actor=user,
                 in_revoker_group=ctx.permissions.actor(user).in_revoker_group,
@@ -239,9 +239,28 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ack(response_action="clear")
         ctx.publisher.flush(ref.id)
-        ctx.later(rt.drill_ended, ref.id)
+        ctx.later(after_abort, body, ref.id, actor)
         if outcome != "keep_open":
             ctx.later(close_after_abort, body, ref.id, actor, reason, outcome == "false_alarm")
+
+    def after_abort(body: dict[str, Any], run_id: str, actor: Actor) -> None:
+        """Narrowed scopes go back when the key was not revoked (bot/runbooks/containment.py); then a
+        drill's sandbox copy is cleaned up."""
+        try:
+            released = service.release_containment(
+                rt.database,
+                lambda: rt.toolkit,
+                run_id,
+                actor,
+                policy=rt.policy,
+                drill_toolkit=rt.drill_toolkit,
+            )
+            if released.message:
+                ctx.tell(body, released.message)
+        except service.RunRefused as refused:
+            ctx.tell(body, f"The run was aborted, but its containment was not undone: {refused}")
+        finally:
+            rt.drill_ended(run_id)
 
     def close_after_abort(
         body: dict[str, Any], run_id: str, actor: Actor, reason: str, false_alarm: bool
