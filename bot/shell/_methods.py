@@ -10,29 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.shell._model import MAX_VIEW_BLOCKS, Json, SlackError
+from bot.shell._blocks import check_view as _check_view
+from bot.shell._model import Json, SlackError
 from bot.shell._state import SlackState
 
 Args = Mapping[str, Any]
 Method = Callable[[SlackState, Args], Json]
-
-
-def _check_view(view: Any, *, kind: str | None = "modal") -> Mapping[str, Any]:
-    """The view checks that catch real bugs early: not JSON, wrong type, no title, too many blocks."""
-    if not isinstance(view, Mapping):
-        raise SlackError("invalid_arguments", "[ERROR] view must be a JSON object")
-    if kind and view.get("type") != kind:
-        raise SlackError("invalid_arguments", f"[ERROR] view.type must be {kind!r}")
-    if view.get("type") == "modal" and not view.get("title"):
-        raise SlackError("invalid_arguments", "[ERROR] a modal needs a title")
-    blocks = view.get("blocks")
-    if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
-        raise SlackError(
-            "invalid_arguments", f"[ERROR] view.blocks must be a list of at most {MAX_VIEW_BLOCKS}"
-        )
-    if len(str(view.get("private_metadata") or "")) > 3000:
-        raise SlackError("invalid_arguments", "[ERROR] private_metadata longer than 3000 characters")
-    return view
 
 
 def auth_test(st: SlackState, args: Args) -> Json:
@@ -126,14 +109,14 @@ def reactions_add(st: SlackState, args: Args) -> Json:
 
 def views_open(st: SlackState, args: Args) -> Json:
     view = _check_view(args.get("view"))
-    st.use_trigger(args.get("trigger_id"))
-    return {"ok": True, "view": dict(st.open_modal(view))}
+    owner = st.use_trigger(args.get("trigger_id"))
+    return {"ok": True, "view": dict(st.open_modal(view, owner=owner))}
 
 
 def views_push(st: SlackState, args: Args) -> Json:
     view = _check_view(args.get("view"))
-    st.use_trigger(args.get("trigger_id"))
-    return {"ok": True, "view": dict(st.open_modal(view, push=True))}
+    owner = st.use_trigger(args.get("trigger_id"))
+    return {"ok": True, "view": dict(st.open_modal(view, push=True, owner=owner))}
 
 
 def views_update(st: SlackState, args: Args) -> Json:

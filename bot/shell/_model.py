@@ -1,5 +1,5 @@
 """The data the emulator's state hands around: :class:`Change` (what the terminal prints), response_url
-targets, Slack error codes, and the message checks Slack makes before it accepts a post.
+targets, Slack error codes, and the block ids Slack gives blocks that have none.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ ChangeKind = Literal[
 ]
 
 MAX_STACK = 3  # Slack keeps at most three modals on a stack
-MAX_VIEW_BLOCKS = 100
-MAX_MESSAGE_BLOCKS = 50
-MAX_MESSAGE_TEXT = 40_000
 
 
 @dataclass(frozen=True)
@@ -79,23 +76,3 @@ def with_block_ids(blocks: Any) -> list[Json]:
             copy["block_id"] = f"{digest[:5]}{index}"
         out.append(copy)
     return out
-
-
-def check_content(text: Any, blocks: Any, *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> None:
-    """The message checks Slack makes that keybot's builders must already respect."""
-    if len(str(text or "")) > MAX_MESSAGE_TEXT:
-        raise SlackError("msg_too_long")
-    if blocks is None:
-        return
-    if not isinstance(blocks, list):
-        raise SlackError("invalid_blocks_format")
-    if len(blocks) > max_blocks:
-        raise SlackError("invalid_blocks", f"[ERROR] more than {max_blocks} blocks")
-    for index, block in enumerate(blocks):
-        if not isinstance(block, Mapping):
-            continue
-        body = block.get("text")
-        size = len(str(body.get("text", ""))) if isinstance(body, Mapping) else 0
-        limit = 150 if block.get("type") == "header" else 3000
-        if size > limit:
-            raise SlackError("invalid_blocks", f"[ERROR] block {index}: text longer than {limit} characters")

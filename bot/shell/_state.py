@@ -12,15 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.shell._model import (
-    MAX_STACK,
-    Change,
-    Json,
-    ResponseTarget,
-    SlackError,
-    check_content,
-    with_block_ids,
-)
+from bot.shell._blocks import check_content
+from bot.shell._model import MAX_STACK, Change, Json, ResponseTarget, SlackError, with_block_ids
 
 
 class SlackState:
@@ -36,20 +29,22 @@ class SlackState:
         auto_users: bool,
         trigger_ttl: float | None,
         emit: Callable[[Change], None],
+        strict_triggers: bool = True,
     ) -> None:
         self.team_id, self.bot_user_id, self.bot_id, self.app_id = team_id, bot_user_id, bot_id, app_id
         self.auto_users = auto_users
         self.trigger_ttl = trigger_ttl
+        self.strict_triggers = strict_triggers  # False: any trigger_id works once (signed test payloads)
         self.emit = emit
         self.lock = threading.RLock()
         self.channels: dict[str, str] = {}  # id -> name
         self.messages: dict[str, list[Json]] = {}  # channel id -> messages, oldest first
         self.ephemerals: list[Json] = []
-        self.stack: list[Json] = []  # open modals, root first
+        self.stacks: dict[str, list[Json]] = {}  # a trigger's owner -> open modals, root first
         self.homes: dict[str, Json] = {}  # user id -> App Home view
         self.users: dict[str, Json] = {}
         self.usergroups: dict[str, list[str]] = {}
-        self.triggers: dict[str, float] = {}  # trigger id -> issued at (monotonic)
+        self.triggers: dict[str, tuple[float, str]] = {}  # trigger id -> (issued at, owner)
         self.used_triggers: set[str] = set()
         self._seq = 0
 
@@ -58,23 +53,32 @@ class SlackState:
         self._seq += 1
         return f"{int(time.time())}.{self._seq:06d}"
 
-    def new_trigger_id(self) -> str:
+    @property
+    def stack(self) -> list[Json]:
+        """The terminal person's modals (triggers issued without an owner), root first."""
+        return self.stacks.setdefault("", [])
+
+    def new_trigger_id(self, owner: str = "") -> str:
+        """A trigger for ``owner``'s click: the modals it opens stack on that person's other modals."""
         trigger = f"{secrets.randbelow(10**12)}.{secrets.randbelow(10**11)}.{secrets.token_hex(16)}"
-        self.triggers[trigger] = time.monotonic()
+        self.triggers[trigger] = (time.monotonic(), owner)
         return trigger
 
-    def use_trigger(self, trigger: Any) -> None:
-        """A trigger opens one view, within ``trigger_ttl`` seconds (Slack: 3 s) of the click."""
+    def use_trigger(self, trigger: Any) -> str:
+        """A trigger opens one view, within ``trigger_ttl`` seconds (Slack: 3 s) of the click; returns
+        whose modal stack it opens on (an unknown trigger, when not strict: a stack of its own)."""
         if not trigger:
             raise SlackError("invalid_arguments", "[ERROR] missing required field: trigger_id")
-        issued = self.triggers.get(str(trigger))
-        if issued is None:
+        key = str(trigger)
+        issued = self.triggers.get(key)
+        if issued is None and self.strict_triggers:
             raise SlackError("invalid_trigger_id")
-        if str(trigger) in self.used_triggers:
+        if key in self.used_triggers:
             raise SlackError("exchanged_trigger_id")
-        if self.trigger_ttl is not None and time.monotonic() - issued > self.trigger_ttl:
+        if issued and self.trigger_ttl is not None and time.monotonic() - issued[0] > self.trigger_ttl:
             raise SlackError("expired_trigger_id")
-        self.used_triggers.add(str(trigger))
+        self.used_triggers.add(key)
+        return issued[1] if issued else f"trigger:{key}"
 
     @staticmethod
     def dm_channel(user: str) -> str:
@@ -300,25 +304,26 @@ class SlackState:
             "bot_id": self.bot_id,
         }
 
-    def open_modal(self, view: Mapping[str, Any], *, push: bool = False) -> Json:
-        """views.open starts a new stack (closing any open modal); views.push adds to the open one."""
-        if push and not self.stack:
-            return self.open_modal(view)
-        if push and len(self.stack) >= MAX_STACK:
+    def open_modal(self, view: Mapping[str, Any], *, push: bool = False, owner: str = "") -> Json:
+        """views.open starts ``owner``'s new stack (closing their open modals); views.push adds to it."""
+        stack = self.stacks.setdefault(owner, [])
+        if push and not stack:
+            return self.open_modal(view, owner=owner)
+        if push and len(stack) >= MAX_STACK:
             raise SlackError("push_limit_reached")
         stored = self.store_view(view)
         if push:
-            stored["previous_view_id"] = self.stack[-1]["id"]
-            stored["root_view_id"] = self.stack[0]["id"]
+            stored["previous_view_id"] = stack[-1]["id"]
+            stored["root_view_id"] = stack[0]["id"]
         else:
-            while self.stack:
-                self.emit(Change("view_closed", view=self.stack.pop()))
-        self.stack.append(stored)
+            while stack:
+                self.emit(Change("view_closed", view=stack.pop()))
+        stack.append(stored)
         self.emit(Change("view", view=dict(stored)))
         return stored
 
     def find_view(self, view_id: Any = None, external_id: Any = None) -> Json | None:
-        for view in [*self.stack, *self.homes.values()]:
+        for view in [*(v for stack in self.stacks.values() for v in stack), *self.homes.values()]:
             if (view_id and view["id"] == view_id) or (external_id and view["external_id"] == external_id):
                 return view
         return None
@@ -326,10 +331,11 @@ class SlackState:
     def update_view(self, current: Json, view: Mapping[str, Any]) -> Json:
         """Replace an open modal (or a home tab) in place: same id, new hash."""
         stored = self.store_view(view, like=current)
-        if current in self.stack:
-            self.stack[self.stack.index(current)] = stored
-            self.emit(Change("view", updated=True, view=dict(stored)))
-            return stored
+        for stack in self.stacks.values():
+            if current in stack:
+                stack[stack.index(current)] = stored
+                self.emit(Change("view", updated=True, view=dict(stored)))
+                return stored
         for user, home in list(self.homes.items()):
             if home is current:
                 self.homes[user] = stored

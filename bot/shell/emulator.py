@@ -9,8 +9,6 @@ handlers post or update later from background threads.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import queue
 import re
@@ -18,29 +16,29 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from bot.shell._methods import METHODS
 from bot.shell._model import Change, Json, ResponseTarget, SlackError
 from bot.shell._state import SlackState
+from bot.shell._wire import LoopbackServer, Reply, parse_args
 
-__all__ = ["Change", "Listener", "LocalSlack"]
+__all__ = ["Change", "Listener", "LocalSlack", "Reply"]
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Change], None]
 RESPONSE_URL_USES = 5  # Slack: a response_url works five times...
 RESPONSE_URL_TTL = 30 * 60  # ...within 30 minutes
-_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "users")
 
 
 class LocalSlack:
     """Slack's Web API on ``127.0.0.1:<free port>`` plus the workspace it acts on.
 
     ``trigger_ttl`` mirrors Slack's 3-second life of a ``trigger_id`` (None: never expires);
-    ``auto_users`` makes ``users.info`` answer for any ``U...`` id instead of ``user_not_found``.
+    ``strict_triggers=False`` also accepts trigger ids it did not issue (once each), for payloads signed
+    elsewhere; ``auto_users`` makes ``users.info`` answer for any ``U...`` id instead of
+    ``user_not_found``. Subclasses hook :meth:`_api`, :meth:`_hook` and :meth:`crashed`.
     """
 
     def __init__(
@@ -52,6 +50,7 @@ class LocalSlack:
         bot_id: str = "B0KEYBOT",
         app_id: str = "A0SHELL",
         trigger_ttl: float | None = 3.0,
+        strict_triggers: bool = True,
         auto_users: bool = True,
         on_change: Listener | None = None,
     ) -> None:
@@ -64,22 +63,15 @@ class LocalSlack:
         self._busy = 0  # requests in flight + changes not yet delivered
         self._last = time.monotonic()
         self._hooks: dict[str, ResponseTarget] = {}
-        self._state = SlackState(
-            team_id=team_id,
-            bot_user_id=bot_user_id,
-            bot_id=bot_id,
-            app_id=app_id,
-            auto_users=auto_users,
-            trigger_ttl=trigger_ttl,
-            emit=self._emit,
-        )
-        self._server: _Server | None = None
+        self._auto_users, self._trigger_ttl, self._strict = auto_users, trigger_ttl, strict_triggers
+        self._state = self._new_state()
+        self._server: LoopbackServer | None = None
         self._threads: list[threading.Thread] = []
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> LocalSlack:
         if self._server is None:
-            self._server = _Server(self)
+            self._server = LoopbackServer(self)
             serve = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-slack"
             )
@@ -98,6 +90,25 @@ class LocalSlack:
             self._queue.put(None)
             for thread in self._threads:
                 thread.join(timeout=5)
+
+    def _new_state(self) -> SlackState:
+        return SlackState(
+            team_id=self.team_id,
+            bot_user_id=self.bot_user_id,
+            bot_id=self.bot_id,
+            app_id=self.app_id,
+            auto_users=self._auto_users,
+            trigger_ttl=self._trigger_ttl,
+            strict_triggers=self._strict,
+            emit=self._emit,
+        )
+
+    def reset(self) -> None:
+        """Forget the workspace: messages, modals, homes, users, groups, triggers and response_urls."""
+        with self._state.lock:
+            self._state = self._new_state()
+            self._hooks = {}
+            self.calls = []
 
     def __enter__(self) -> LocalSlack:
         return self.start()
@@ -177,10 +188,11 @@ class LocalSlack:
     def dm_channel_id(self, user_id: str) -> str:
         return SlackState.dm_channel(user_id)
 
-    def new_trigger_id(self) -> str:
-        """A trigger_id for a payload; views.open/push accept it once, within ``trigger_ttl`` seconds."""
+    def new_trigger_id(self, user: str = "") -> str:
+        """A trigger_id for ``user``'s payload; views.open/push accept it once, within ``trigger_ttl``
+        seconds, and stack its modal on that user's (default: the terminal person's)."""
         with self._state.lock:
-            return self._state.new_trigger_id()
+            return self._state.new_trigger_id(user)
 
     def response_url(
         self,
@@ -192,9 +204,14 @@ class LocalSlack:
     ) -> str:
         """A URL for a payload's ``response_url``: POSTs to it answer in ``channel`` (to ``user`` only
         unless ``response_type: in_channel``) or replace/delete the message ``message_ts``."""
-        token = secrets.token_urlsafe(16)
+        return self._register_hook(
+            secrets.token_urlsafe(16), ResponseTarget(channel, user, message_ts, ephemeral)
+        )
+
+    def _register_hook(self, token: str, target: ResponseTarget) -> str:
+        """Answer POSTs to ``/hooks/<token>`` for ``target`` (a fresh five uses and 30 minutes)."""
         with self._state.lock:
-            self._hooks[token] = ResponseTarget(channel, user, message_ts, ephemeral)
+            self._hooks[token] = target
         return f"{self.origin}/hooks/{token}"
 
     def post_user_message(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
@@ -228,7 +245,10 @@ class LocalSlack:
     def messages(self, channel: str) -> list[Json]:
         """Messages in ``channel`` (a user id means the bot's DM with them), oldest first."""
         with self._state.lock:
-            channel = self._state.resolve_channel(channel)
+            try:
+                channel = self._state.resolve_channel(channel)
+            except SlackError:  # a channel nobody posted in
+                return []
             return [dict(m) for m in self._state.messages.get(channel, [])]
 
     def message(self, channel: str, ts: str) -> Json | None:
@@ -266,29 +286,39 @@ class LocalSlack:
             return dict(found) if found else None
 
     # ---- HTTP ------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> _Reply:
+    def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """Answer one HTTP request: ``/api/<method>`` or ``/hooks/<token>`` (a response_url)."""
         self._touch(+1)
         try:
             path = re.sub("/{2,}", "/", path)
-            args = _parse(query, headers.get("content-type", ""), body)
+            args = parse_args(query, headers.get("content-type", ""), body)
             if path.startswith("/hooks/"):
-                return self._hook(path.removeprefix("/hooks/"), args)
-            name = path.removeprefix("/api/")
-            self.calls.append(name)
-            payload = self._answer(name, headers, args)
-            if not payload.get("ok"):
-                self._emit(Change("api_error", name=name, text=str(payload.get("error"))))
-            return 200, "application/json; charset=utf-8", json.dumps(payload).encode()
+                return self._hook(path.removeprefix("/hooks/"), args, headers)
+            return self._api(path.removeprefix("/api/"), args, headers)
         finally:
             self._touch(-1)
 
-    def _answer(self, name: str, headers: Mapping[str, str], args: Json) -> Json:
+    def _api(self, name: str, args: Json, headers: Mapping[str, str]) -> Reply:
+        """One Web API call: recorded by name in :attr:`calls`, answered like Slack."""
+        self.calls.append(name)
+        return self._respond(name, args, headers)
+
+    def _respond(self, name: str, args: Json, headers: Mapping[str, str]) -> Reply:
+        payload = self._answer(name, headers, args)
+        if not payload.get("ok"):
+            self._emit(Change("api_error", name=name, text=str(payload.get("error"))))
+        return Reply.json(payload)
+
+    def auth_error(self, headers: Mapping[str, str], args: Mapping[str, Any]) -> str | None:
+        """``not_authed`` / ``invalid_auth`` when the call does not carry the bot token, else None."""
         token = headers.get("authorization", "").removeprefix("Bearer ").strip() or args.get("token")
         if not token:
-            return {"ok": False, "error": "not_authed"}
-        if token != self.bot_token:
-            return {"ok": False, "error": "invalid_auth"}
+            return "not_authed"
+        return None if token == self.bot_token else "invalid_auth"
+
+    def _answer(self, name: str, headers: Mapping[str, str], args: Json) -> Json:
+        if (refused := self.auth_error(headers, args)) is not None:
+            return {"ok": False, "error": refused}
         handler = METHODS.get(name)
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
@@ -296,81 +326,29 @@ class LocalSlack:
             with self._state.lock:
                 return handler(self._state, args)
         except SlackError as err:
-            extra = {"response_metadata": {"messages": err.messages}} if err.messages else {}
+            extra: Json = {"response_metadata": {"messages": err.messages}} if err.messages else {}
+            if err.code == "invalid_blocks" and err.messages:
+                extra["errors"] = [m.removeprefix("[ERROR] ") for m in err.messages]
             return {"ok": False, "error": err.code, **extra}
 
-    def _hook(self, token: str, args: Json) -> _Reply:
+    def _hook(self, token: str, args: Json, headers: Mapping[str, str]) -> Reply:
+        """A POST to a response_url: five uses within 30 minutes, then 404 like Slack."""
         with self._state.lock:
             target = self._hooks.get(token)
             if target is None:
-                return 404, "text/plain", b"no_service"
+                return Reply.text(404, "no_service")
             if time.monotonic() - target.created > RESPONSE_URL_TTL:
-                return 404, "text/plain", b"expired_url"
+                return Reply.text(404, "expired_url")
             if target.uses >= RESPONSE_URL_USES:
-                return 404, "text/plain", b"used_url"
+                return Reply.text(404, "used_url")
             target.uses += 1
             try:
                 self._state.apply_response(target, args)
             except SlackError as err:
                 self._emit(Change("api_error", name="response_url", text=err.code))
-                return 400, "text/plain", err.code.encode()
-        return 200, "text/html", b"ok"
+                return Reply.text(400, err.code)
+        return Reply.text(200, "ok", "text/html")
 
-
-_Reply = tuple[int, str, bytes]
-
-
-def _parse(query: str, content_type: str, body: bytes) -> Json:
-    """Query + form or JSON body; ``blocks``/``view``... sent as JSON strings are decoded like Slack does."""
-    args: Json = dict(parse_qsl(query, keep_blank_values=True))
-    text = body.decode("utf-8", "replace")
-    if text.strip().startswith("{") and ("json" in content_type or not content_type):
-        with contextlib.suppress(ValueError):
-            data = json.loads(text)
-            if isinstance(data, dict):
-                args.update(data)
-    elif text:
-        args.update(parse_qsl(text, keep_blank_values=True))
-    for key in _JSON_ARGS:
-        value = args.get(key)
-        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):
-                args[key] = json.loads(value)
-    return args
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, slack: LocalSlack) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.slack = slack
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def _dispatch(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            status, ctype, data = self.server.slack.handle(
-                self.command, parts.path, parts.query, headers, body
-            )
-        except Exception:  # an emulator bug must answer, not hang the client
-            log.exception("local Slack emulator failed")
-            status, ctype, data = 500, "application/json", b'{"ok": false, "error": "internal_error"}'
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:  # request lines carry tokens and hook ids
-        return
+    def crashed(self, method: str, path: str, trace: str) -> None:
+        """An emulator bug while answering; the client got HTTP 500 (tests fail on it)."""
+        log.error("local Slack emulator failed on %s %s\n%s", method, path, trace)
