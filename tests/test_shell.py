@@ -801,8 +801,6 @@ def test_keybots_own_slack_wrapper_works_against_the_emulator(emulator: LocalSla
     assert api.update_message(posted.channel, posted.ts, "updated").ts == posted.ts
     assert api.permalink(posted.channel, posted.ts) and api.permalink(posted.channel, "1.1") is None
     assert api.post_ephemeral(CHANNEL, ME, "psst")
-    assert api.delete_message(posted.channel, posted.ts) is True
-    assert api.delete_message(posted.channel, posted.ts) is False
     opened = api.open_view(emulator.new_trigger_id(), demo_modal(CHANNEL))
     assert api.update_view(opened.id, demo_modal("C0X"), hash=opened.hash).id == opened.id
     with pytest.raises(PermanentSlackError) as err:

@@ -82,9 +82,6 @@ class Run(Base):
     def step(self, name: str) -> RunStep:
         return next(s for s in self.steps if s.name == name)
 
-    def step_for_action(self, action: str) -> RunStep | None:
-        return next((s for s in self.steps if s.action == action), None)
-
 
 class RunStep(Base):
     __tablename__ = "run_steps"

@@ -218,16 +218,6 @@ class SlackAPI:
         resp = self._call("chat.postEphemeral", post, channel=channel, user=user, **content)
         return str(resp["message_ts"])
 
-    def delete_message(self, channel: str, ts: str) -> bool:
-        """False when the message was already gone (so a retried delete is not an error)."""
-        try:
-            self._call("chat.delete", self.client.chat_delete, channel=channel, ts=ts)
-        except PermanentSlackError as err:
-            if err.code == "message_not_found":
-                return False
-            raise
-        return True
-
     def permalink(self, channel: str, ts: str) -> str | None:
         """A link to the message, or None when it (or its channel) no longer exists."""
         try:
@@ -252,10 +242,6 @@ class SlackAPI:
         resp = self._call(
             "views.update", self.client.views_update, view_id=view_id, view=_view(view), hash=hash
         )
-        return _opened(resp)
-
-    def push_view(self, trigger_id: str, view: ViewLike) -> OpenedView:
-        resp = self._call("views.push", self.client.views_push, trigger_id=trigger_id, view=_view(view))
         return _opened(resp)
 
     def publish_home(self, user_id: str, view: ViewLike) -> OpenedView:
