@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class Session:
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, *args: str) -> None:
         env = {
             k: v
             for k, v in os.environ.items()
@@ -24,7 +24,7 @@ class Session:
         }
         env.update(KEYBOT_STATE_DIR=str(cwd / ".keybot"), COLUMNS="160")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli.main import main; main()", "run"],
+            [sys.executable, "-c", "from bot.cli.main import main; main()", "run", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.PIPE,
