@@ -111,7 +111,7 @@ def test_a_production_drill_says_so_everywhere_is_approved_and_leaves_nothing_be
     assert run.drill and run.step("revoke_old").status.value == "awaiting_approval"
     copy = _copy(sw, run)
     assert copy.drill and copy.id != real_id and copy.environment == "production"
-    text, blocks = progress_message(run, copy)
+    _, blocks = progress_message(run, copy)
     assert "[DRILL] Drill approval" in json.dumps(blocks)
 
     with world.database.session() as session:

@@ -988,7 +988,11 @@ def test_drill_keys_are_flagged() -> None:
     assert is_drill(sandbox_key()) and not is_drill(make_key())
     assert is_drill(make_key(tags=["Drill"]))
     drill_modal = revoke_modal(sandbox_key(), NOW, None, VIEW_REF)
-    assert drill_modal["blocks"][0]["block_id"] == "drill"
+    assert [b["block_id"] for b in drill_modal["blocks"][:2]] == ["drill_notice", "drill"]
+    assert (drill_modal["title"]["text"], drill_modal["submit"]["text"]) == (
+        "DRILL: revoke a key",
+        "Start drill",
+    )
 
 
 def test_text_rendering_numbers_buttons_and_strips_terminal_controls() -> None:
