@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.markdown import Markdown
 
 from bot.cli.context import CliError, out, runtime
-from bot.incidents.service import verify_chain
-from bot.runbooks.render import runbook_document
 
 audit_app = typer.Typer(help="Audit trail checks.", no_args_is_help=True)
 runbook_app = typer.Typer(help="Runbook definitions.", no_args_is_help=True)
@@ -16,6 +13,8 @@ runbook_app = typer.Typer(help="Runbook definitions.", no_args_is_help=True)
 @audit_app.command("verify")
 def verify_command(incident: int | None = typer.Option(None, help="only this incident id")) -> None:
     """Recompute the timeline hash chain; exit 1 and say where it breaks if anything was altered."""
+    from bot.incidents.service import verify_chain
+
     rt = runtime()
     with rt.database.session() as session:
         checked, breaks = verify_chain(session, incident)
@@ -33,6 +32,10 @@ def show_command(
     raw: bool = typer.Option(False, "--markdown", help="print the Markdown source instead of rendering it"),
 ) -> None:
     """The one-page document for a runbook: steps, approvals, who is told what."""
+    from rich.markdown import Markdown
+
+    from bot.runbooks.render import runbook_document
+
     runbooks = runtime().runbooks
     if name not in runbooks:
         raise CliError(f"no runbook {name!r}; known: {', '.join(sorted(runbooks))}")

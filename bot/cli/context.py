@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -38,3 +41,24 @@ def runtime() -> Runtime:
 def add_plain_row(table: Table, *values: str | Text) -> None:
     """A table row whose stored text (names, reasons, notes) is shown as typed, never read as markup."""
     table.add_row(*(Text(value) if isinstance(value, str) else value for value in values))
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Timestamps in `--json` output: ISO 8601 with the UTC offset, or null."""
+    return moment.isoformat() if moment is not None else None
+
+
+def print_json(rows: list[dict[str, Any]]) -> None:
+    """`--json` output: one JSON list on stdout, fields typed (ints, booleans, null), never markup."""
+    sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def print_table(table: Table) -> None:
+    """A table is never cut to the console's width (rich would fold or ellipsize ids on a narrow terminal
+    or when piped with a small COLUMNS): when it does not fit, it is printed at its natural width."""
+    natural = out.measure(table).maximum
+    if natural <= out.width:
+        out.print(table)
+    else:
+        out.print(table, width=natural, crop=False)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import typer
 
 from bot.cli.context import out, runtime
-from bot.db.migrate import current_revision, head_revision, upgrade
-from bot.db.session import Database
 
 app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 
@@ -14,6 +12,9 @@ app = typer.Typer(help="Database schema management.", no_args_is_help=True)
 @app.command("upgrade")
 def upgrade_command() -> None:
     """Apply every pending migration (safe to run repeatedly)."""
+    from bot.db.migrate import current_revision, upgrade
+    from bot.db.session import Database
+
     database = Database(runtime().settings.database_url)
     before = current_revision(database.engine)
     upgrade(database.engine)
@@ -28,6 +29,9 @@ def upgrade_command() -> None:
 @app.command("status")
 def status_command() -> None:
     """Show the schema revision of the database and of this keybot."""
+    from bot.db.migrate import current_revision, head_revision
+    from bot.db.session import Database
+
     database = Database(runtime().settings.database_url)
     out.print(f"database revision: {current_revision(database.engine) or 'empty'}")
     out.print(f"keybot needs:      {head_revision(database.engine)}")

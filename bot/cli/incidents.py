@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
+from typing import Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from bot.cli.context import CliError, add_plain_row, out, runtime
-from bot.cli.identity import cli_actor
-from bot.incidents import lifecycle
-from bot.incidents.models import Incident, IncidentStatus
-from bot.incidents.service import timeline
-from bot.runbooks.models import Run
-from bot.runbooks.refusals import RunRefused
+from bot.cli.context import CliError, add_plain_row, iso, out, print_json, print_table, runtime
 
 app = typer.Typer(help="Incidents: list, show, resolve, false-alarm.", no_args_is_help=True)
 
 
 def _id(reference: str) -> int:
+    from bot.incidents import lifecycle
+    from bot.runbooks.refusals import RunRefused
+
     try:
         return lifecycle.parse_reference(reference)
     except RunRefused as bad:
@@ -36,6 +32,10 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Incidents, newest first; by default those still open or contained."""
+    from sqlalchemy import select
+
+    from bot.incidents.models import Incident, IncidentStatus
+
     statement = select(Incident).order_by(Incident.opened_at.desc()).limit(limit)
     if status is not None:
         if status not in {s.value for s in IncidentStatus}:
@@ -44,35 +44,47 @@ def list_command(
     elif not all_:
         statement = statement.where(Incident.status.in_([IncidentStatus.OPEN, IncidentStatus.CONTAINED]))
     with runtime().database.session() as session:
-        rows: list[dict[str, str]] = [
+        rows: list[dict[str, Any]] = [
             {
                 "incident": i.reference,
+                "id": i.id,
+                "key_id": i.key_id,
                 "status": i.status.value,
                 "severity": i.severity,
                 "title": i.title,
                 "opened_by": i.opened_by,
-                "opened_at": i.opened_at.isoformat(),
-                "drill": "yes" if i.drill else "no",
+                "opened_at": iso(i.opened_at),
+                "contained_at": iso(i.contained_at),
+                "resolved_at": iso(i.resolved_at),
+                "drill": i.drill,
             }
             for i in session.scalars(statement)
         ]
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        print_json(rows)
         return
     if not rows:
         out.print("no incidents")
         return
-    table = Table("incident", "status", "sev", "title", "opened by", "opened")
+    table = Table()
+    table.add_column("incident", no_wrap=True)
+    for header in ("status", "sev", "title", "opened by", "opened"):
+        table.add_column(header)
     for r in rows:
-        add_plain_row(
-            table, r["incident"], r["status"], r["severity"], r["title"], r["opened_by"], r["opened_at"][:16]
-        )
-    out.print(table)
+        opened = r["opened_at"][:16].replace("T", " ")
+        add_plain_row(table, r["incident"], r["status"], r["severity"], r["title"], r["opened_by"], opened)
+    print_table(table)
 
 
 @app.command("show")
 def show_command(incident: str, events: int = typer.Option(50, help="timeline events to show")) -> None:
     """An incident, its runs and its timeline."""
+    from sqlalchemy import select
+
+    from bot.incidents.models import Incident
+    from bot.incidents.service import timeline
+    from bot.runbooks.models import Run
+
     incident_id = _id(incident)
     with runtime().database.session() as session:
         found = session.get(Incident, incident_id)
@@ -95,6 +107,10 @@ def show_command(incident: str, events: int = typer.Option(50, help="timeline ev
 
 
 def _close(incident: str, reason: str, false_alarm: bool) -> None:
+    from bot.cli.identity import cli_actor
+    from bot.incidents import lifecycle
+    from bot.runbooks.refusals import RunRefused
+
     rt = runtime()
     try:
         closed = lifecycle.close(

@@ -50,7 +50,7 @@ def load_command(name: str) -> click.Command:
     module_name, attribute = target.split(":")
     obj = getattr(importlib.import_module(module_name), attribute)
     if isinstance(obj, typer.Typer):
-        command = typer.main.get_command(obj)
+        command: click.Command = typer.main.get_group(obj)  # a group even with one sub-command
     else:
         single = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
         single.command(name)(obj)

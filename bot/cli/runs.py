@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
-from bot.access.policy import Actor
-from bot.cli.context import CliError, add_plain_row, err, out, runtime
-from bot.cli.identity import cli_actor
-from bot.cli.progress import LiveProgress, run_table
-from bot.db.base import utcnow
-from bot.incidents import lifecycle
-from bot.incidents.service import timeline
-from bot.notifications.service import Message, enqueue, for_run
-from bot.runbooks import service, waits
-from bot.runbooks.engine import Engine, RunBusy
-from bot.runbooks.models import Run, RunStatus
+from bot.cli.context import CliError, add_plain_row, err, iso, out, print_json, print_table, runtime
+
+if TYPE_CHECKING:  # the rest is imported where it is used, so `keybot runs --help` stays quick
+    from bot.access.policy import Actor
+    from bot.runbooks import service
+    from bot.runbooks.engine import Engine
+    from bot.runbooks.models import RunStatus
 
 app = typer.Typer(
     help="Runbook runs: list, show, approve, retry, skip, mark done, resume, abort.", no_args_is_help=True
@@ -38,6 +34,9 @@ def execute(run: str | service.OpenedRun, engine: Engine | None = None) -> None:
 
     `run` is an id, or a run `engine` just opened (it then starts without reading the run back).
     """
+    from bot.cli.progress import LiveProgress
+    from bot.runbooks.engine import RunBusy
+
     rt = runtime()
     engine = engine or rt.engine()
     run_id = run if isinstance(run, str) else run.state.id
@@ -51,6 +50,8 @@ def execute(run: str | service.OpenedRun, engine: Engine | None = None) -> None:
 
 
 def _waiting_hint(run_id: str) -> str:
+    from bot.runbooks.models import Run
+
     with runtime().database.session() as session:
         run = session.get(Run, run_id)
         step = next((s for s in run.steps if s.status.value.startswith("waiting")), None) if run else None
@@ -69,6 +70,9 @@ def _waiting_hint(run_id: str) -> str:
 
 
 def _after(run_id: str, status: RunStatus) -> None:
+    from bot.notifications.service import for_run
+    from bot.runbooks.models import Run, RunStatus
+
     rt = runtime()
     with rt.database.session() as session:
         run = session.get(Run, run_id)
@@ -100,6 +104,8 @@ def _after(run_id: str, status: RunStatus) -> None:
 
 
 def _decide(call: Callable[[], service.Decided], run_id: str, actor: Actor) -> None:
+    from bot.runbooks import service
+
     try:
         decided = call()
     except service.RunRefused as refused:
@@ -112,6 +118,8 @@ def _decide(call: Callable[[], service.Decided], run_id: str, actor: Actor) -> N
 
 
 def _actor(break_glass: bool, reason: str) -> Actor:
+    from bot.cli.identity import cli_actor
+
     if not break_glass:
         return cli_actor()
     if not reason.strip():
@@ -121,6 +129,10 @@ def _actor(break_glass: bool, reason: str) -> Actor:
 
 def announce_break_glass(run_id: str, actor: Actor) -> None:
     """A break-glass override is announced in the security channel (and is on the timeline already)."""
+    from bot.db.base import utcnow
+    from bot.notifications.service import Message, enqueue
+    from bot.runbooks.models import Run
+
     rt = runtime()
     channel = rt.settings.security_channel
     if channel is None:
@@ -150,37 +162,68 @@ def announce_break_glass(run_id: str, actor: Actor) -> None:
 def list_command(
     status: str | None = typer.Option(None, help="only runs in this state"),
     limit: int = typer.Option(50, min=1, max=10_000),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable: a JSON list, typed fields"),
 ) -> None:
-    """Recent runs, newest first."""
-    rt = runtime()
-    with rt.database.session() as session:
-        statement = select(Run).order_by(Run.created_at.desc()).limit(limit)
-        if status:
-            if status not in {s.value for s in RunStatus}:
-                raise CliError(f"--status must be one of {', '.join(s.value for s in RunStatus)}")
-            statement = statement.where(Run.status == RunStatus(status))
-        runs = session.scalars(statement).all()
-        if not runs:
-            out.print("no runs")
-            return
-        table = Table("run", "runbook", "mode", "key", "status", "started", "by")
-        for run in runs:
-            add_plain_row(
-                table,
-                run.id,
-                run.runbook,
-                run.mode,
-                f"#{run.key_id}",
-                run.status.value,
-                run.created_at.strftime("%Y-%m-%d %H:%M"),
-                run.initiated_by,
-            )
-        out.print(table)
+    """Recent runs, newest first. Run ids are always shown whole, so they can be pasted back."""
+    from sqlalchemy import select
+
+    from bot.runbooks.models import Run, RunStatus
+
+    statement = select(Run).order_by(Run.created_at.desc()).limit(limit)
+    if status:
+        if status not in {s.value for s in RunStatus}:
+            raise CliError(f"--status must be one of {', '.join(s.value for s in RunStatus)}")
+        statement = statement.where(Run.status == RunStatus(status))
+    with runtime().database.session() as session:
+        rows: list[dict[str, Any]] = [
+            {
+                "run": run.id,
+                "runbook": run.runbook,
+                "mode": run.mode,
+                "key_id": run.key_id,
+                "incident_id": run.incident_id,
+                "status": run.status.value,
+                "drill": run.drill,
+                "initiated_by": run.initiated_by,
+                "created_at": iso(run.created_at),
+                "finished_at": iso(run.finished_at),
+                "attention": run.attention,
+            }
+            for run in session.scalars(statement)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no runs")
+        return
+    table = Table()
+    table.add_column("run", no_wrap=True)  # never cut: the id is pasted back into `keybot runs show`
+    for header in ("runbook", "mode", "key", "status", "started", "by"):
+        table.add_column(header)
+    for r in rows:
+        started = r["created_at"][:16].replace("T", " ")
+        add_plain_row(
+            table,
+            r["run"],
+            r["runbook"],
+            r["mode"],
+            f"#{r['key_id']}",
+            r["status"],
+            started,
+            r["initiated_by"],
+        )
+    print_table(table)
 
 
 @app.command("show")
 def show_command(run_id: str, events: int = typer.Option(15, help="timeline events to show")) -> None:
     """A run's steps, notifications and the end of its incident timeline."""
+    from bot.cli.progress import run_table
+    from bot.incidents.service import timeline
+    from bot.notifications.service import for_run
+    from bot.runbooks.models import Run
+
     rt = runtime()
     with rt.database.session() as session:
         run = session.get(Run, run_id)
@@ -202,6 +245,8 @@ STEP = typer.Option(None, "--step", help="refuse unless this is the step waiting
 
 
 def _seen(step: str | None) -> service.Seen | None:
+    from bot.runbooks import service
+
     return service.Seen(step, None) if step else None
 
 
@@ -213,6 +258,8 @@ def approve_command(
     reason: str = typer.Option("", "--reason", help="why (required with --break-glass)"),
 ) -> None:
     """Approve the step waiting for a second person (another OS user than the starter), then carry on."""
+    from bot.runbooks import service
+
     actor, db, policy = _actor(break_glass, reason), runtime().database, runtime().policy
     _decide(lambda: service.approve(db, run_id, actor, policy=policy, seen=_seen(step)), run_id, actor)
 
@@ -220,6 +267,9 @@ def approve_command(
 @app.command("retry")
 def retry_command(run_id: str, step: str | None = STEP) -> None:
     """Retry the step that needs attention."""
+    from bot.cli.identity import cli_actor
+    from bot.runbooks import service
+
     actor, db, policy = cli_actor(), runtime().database, runtime().policy
     _decide(lambda: service.retry_step(db, run_id, actor, policy=policy, seen=_seen(step)), run_id, actor)
 
@@ -232,6 +282,8 @@ def skip_command(
     break_glass: bool = BREAK_GLASS,
 ) -> None:
     """Skip the step that needs attention or waits for manual work (the run then ends with exceptions)."""
+    from bot.runbooks import service
+
     actor, db, policy = _actor(break_glass, reason), runtime().database, runtime().policy
     _decide(
         lambda: service.skip_step(db, run_id, actor, reason, policy=policy, seen=_seen(step)), run_id, actor
@@ -246,6 +298,8 @@ def done_command(
     break_glass: bool = BREAK_GLASS,
 ) -> None:
     """Mark the waiting step done by hand: you attest it; keybot records it as not verified by keybot."""
+    from bot.runbooks import service
+
     actor, db, policy = _actor(break_glass, note), runtime().database, runtime().policy
     _decide(
         lambda: service.mark_done(db, run_id, actor, note, policy=policy, seen=_seen(step)), run_id, actor
@@ -255,6 +309,9 @@ def done_command(
 @app.command("redeployed")
 def redeployed_command(run_id: str, consumer: str) -> None:
     """Confirm that CONSUMER now reads the new key (staged mode revokes once every consumer has)."""
+    from bot.cli.identity import cli_actor
+    from bot.runbooks import waits
+
     actor, db, policy = cli_actor(), runtime().database, runtime().policy
     _decide(lambda: waits.confirm_redeployed(db, run_id, consumer, actor, policy=policy), run_id, actor)
 
@@ -262,6 +319,9 @@ def redeployed_command(run_id: str, consumer: str) -> None:
 @app.command("revoke-now")
 def revoke_now_command(run_id: str, step: str | None = STEP) -> None:
     """After the distribute deadline: stop waiting for consumers and revoke the old key."""
+    from bot.cli.identity import cli_actor
+    from bot.runbooks import waits
+
     actor, db, policy = cli_actor(), runtime().database, runtime().policy
     _decide(lambda: waits.revoke_now(db, run_id, actor, policy=policy, seen=_seen(step)), run_id, actor)
 
@@ -271,6 +331,9 @@ def wait_longer_command(
     run_id: str, minutes: float = typer.Option(30.0, "--minutes", min=1, max=24 * 60), step: str | None = STEP
 ) -> None:
     """After the distribute deadline: wait MINUTES more for consumers to confirm."""
+    from bot.cli.identity import cli_actor
+    from bot.runbooks import waits
+
     actor, db, policy = cli_actor(), runtime().database, runtime().policy
     _decide(
         lambda: waits.wait_longer(db, run_id, actor, minutes, policy=policy, seen=_seen(step)), run_id, actor
@@ -292,6 +355,11 @@ def abort_command(
     ),
 ) -> None:
     """Stop a run; nothing already done outside is undone. The incident stays open unless you say."""
+    from bot.cli.identity import cli_actor
+    from bot.incidents import lifecycle
+    from bot.runbooks import service
+    from bot.runbooks.models import Run
+
     if incident not in ("keep-open", "resolve", "false-alarm"):
         raise CliError("--incident must be keep-open, resolve or false-alarm")
     rt, actor = runtime(), cli_actor()
@@ -299,8 +367,13 @@ def abort_command(
         service.abort(rt.database, run_id, actor, reason, policy=rt.policy)
     except service.RunRefused as refused:
         raise CliError(str(refused)) from None
+    released = service.release_containment(
+        rt.database, lambda: rt.toolkit, run_id, actor, policy=rt.policy, drill_toolkit=rt.drill_toolkit
+    )
     rt.drill_ended(run_id)
     out.print(f"run {run_id} aborted", markup=False)
+    if released.message:
+        (out if released.restored else err).print(released.message, markup=False)
     if incident == "keep-open":
         return
     with rt.database.session() as session:
