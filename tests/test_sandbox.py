@@ -239,7 +239,8 @@ def _gone(pid: int) -> bool:
 
 
 def test_sandbox_openbao_serves_kv_v2_and_stops_cleanly() -> None:
-    bao = SandboxOpenBao().start()
+    bao = SandboxOpenBao(audit=True).start()  # exactly what the tests' OpenBao fixture starts
+    assert bao.unseal_key  # captured, so the tests' seal/unseal helpers run on this launcher
     pid = bao.pid
     assert pid is not None and bao.running and bao.addr.startswith("http://127.0.0.1:")
     try:
@@ -251,6 +252,7 @@ def test_sandbox_openbao_serves_kv_v2_and_stops_cleanly() -> None:
         assert read["data"]["data"] == {"value": "sandbox-copy"} and read["data"]["metadata"]["version"] == 1
         health = bao.health()
         assert health is not None and health["sealed"] is False
+        assert "drill/checkout" in bao.audit_log_path.read_text()
     finally:
         bao.stop()
     assert not bao.running and bao.pid is None

@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from bot.sandbox import SandboxOpenBao
 from tests.standins.bolt_server import BoltHTTPServer
 from tests.standins.openai_api import OpenAIStandin
 from tests.standins.openbao import OpenBaoServer
@@ -445,6 +446,7 @@ def test_openbao_kv_v2_with_cas_and_audit(openbao: OpenBaoServer, openbao_kv_pre
 
 
 def test_openbao_seal_unseal_and_clean_stop(openbao_isolated: OpenBaoServer) -> None:
+    assert isinstance(openbao_isolated, SandboxOpenBao)  # the launcher keybot run uses, not a second one
     client = openbao_isolated.client()
     client.secrets.kv.v2.create_or_update_secret(path="a", secret={"v": "1"})
     openbao_isolated.seal()
