@@ -221,7 +221,9 @@ def _csv_consumers(cell: str) -> list[dict[str, str]]:
     """`checkout-api` or `checkout-api@U123` items separated by semicolons."""
     consumers = []
     for item in filter(None, (c.strip() for c in cell.split(CSV_LIST_SEPARATOR))):
-        name, _, contact = item.partition("@")
+        name, _, contact = item.rpartition("@")
+        if not name:  # no `@`, or `@name`: an `@` that starts a name is part of it
+            name, contact = item, ""
         consumers.append({"name": name, **({"contact": contact} if contact else {})})
     return consumers
 
