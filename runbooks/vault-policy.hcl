@@ -46,3 +46,9 @@ path "sys/leases/revoke-prefix/database/creds/*" {
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
+
+# `keybot doctor` asks which of the above this token holds. Also in the `default` policy; granted here so
+# that a token made with -no-default-policy can be checked. It reveals only this token's own capabilities.
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
