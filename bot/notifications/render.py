@@ -14,6 +14,11 @@ def _where(facts: dict[str, Any]) -> str:
     return f"Vault `{facts['vault_path']}` version {facts['new_version']}"
 
 
+def cost_text(cost: object) -> str:
+    """`None` means the provider could not say: "unknown", never "None USD" or a made-up 0."""
+    return "unknown" if cost is None else f"{cost} USD"
+
+
 def _caveats(facts: dict[str, Any]) -> str:
     """Exactly which guarantees are missing and which steps a person vouched for (never "verified")."""
     lines = [f"⚠ {line}" for line in facts.get("exceptions") or []]
@@ -91,7 +96,7 @@ def manager_summary(facts: dict[str, Any]) -> list[Message]:
         f"{drill}Incident {facts['incident']}: {facts['key_name']} ({facts['environment']}).\n"
         f"Time to contain: {facts.get('time_to_contain') or 'unknown'}.\n"
         f"Usage while exposed: {usage.get('requests', 'unknown')} requests, "
-        f"{usage.get('tokens', 'unknown')} tokens, cost {usage.get('cost_usd', 'unknown')} USD.\n"
+        f"{usage.get('tokens', 'unknown')} tokens, cost {cost_text(usage.get('cost_usd'))}.\n"
         f"Actions: {facts['mode']} {facts['runbook']} started by {facts['actor']}." + _caveats(facts)
     )
     subject = f"{drill}Incident summary {facts['incident']}"

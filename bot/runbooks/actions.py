@@ -13,7 +13,7 @@ from bot.db.base import utcnow
 from bot.incidents.models import IncidentStatus, reference_for
 from bot.notifications import render
 from bot.notifications.service import Message
-from bot.providers.base import KeyProvider, ProviderError
+from bot.providers.base import KeyProvider, KeyRef, ProviderError, UsageBucket
 from bot.registry.models import KeyStatus
 from bot.runbooks import failpoints, guarantees
 from bot.runbooks.context import NeedsDecision, NeedsHuman, StepContext, StepFailed, WaitFor
@@ -70,6 +70,27 @@ def _snapshot_leaked_version(ctx: StepContext) -> None:
     ctx.state["leaked_version"] = leaked
 
 
+def _exposure(
+    provider: object, ref: KeyRef | None, buckets: list[UsageBucket], start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Requests and tokens from usage buckets; cost from the provider's costs API (daily buckets, so it
+    covers the whole days the window touches). Cost is None when unknown, never a made-up zero."""
+    cost: float | None = None
+    if any(b.cost_usd is not None for b in buckets):
+        cost = sum(b.cost_usd or 0 for b in buckets)
+    read_costs = getattr(provider, "costs", None)
+    if cost is None and ref is not None and callable(read_costs):
+        try:
+            cost = sum(c.cost_usd for c in read_costs(ref, start, end))
+        except ProviderError:
+            cost = None  # usage is what the runbook needs; an unreadable cost is reported as unknown
+    return {
+        "requests": sum(b.requests for b in buckets),
+        "tokens": sum(b.input_tokens + b.output_tokens for b in buckets),
+        "cost_usd": None if cost is None else round(cost, 4),
+    }
+
+
 def assess(ctx: StepContext) -> Result:
     provider = ctx.provider
     if provider is None:
@@ -78,11 +99,7 @@ def assess(ctx: StepContext) -> Result:
     start, end = _exposure_window(ctx)
     buckets = provider.usage(ctx.key.ref, start, end) if live else []
     events = provider.audit_events(ctx.key.ref, start, end)
-    exposure = {
-        "requests": sum(b.requests for b in buckets),
-        "tokens": sum(b.input_tokens + b.output_tokens for b in buckets),
-        "cost_usd": round(sum(b.cost_usd or 0 for b in buckets), 4),
-    }
+    exposure = _exposure(provider if live else None, ctx.key.ref, buckets, start, end)
     ctx.state["exposure"] = exposure
     ctx.record("assess.result", {"live": live is not None, **exposure, "audit_events": len(events)})
     return {"live": live is not None, **exposure, "audit_events": len(events)}
@@ -252,11 +269,8 @@ def audit(ctx: StepContext) -> Result:
     start, end = _exposure_window(ctx)
     buckets = provider.usage(ctx.key.ref, start, end)
     events = provider.audit_events(ctx.key.ref, start, end)
-    exposure = {
-        "requests": sum(b.requests for b in buckets),
-        "tokens": sum(b.input_tokens + b.output_tokens for b in buckets),
-        "cost_usd": round(sum(b.cost_usd or 0 for b in buckets), 4),
-        "window": [start.isoformat(), end.isoformat()],
+    exposure = _exposure(provider, ctx.key.ref, buckets, start, end) | {
+        "window": [start.isoformat(), end.isoformat()]
     }
     ctx.state["exposure"] = exposure
     ctx.record(

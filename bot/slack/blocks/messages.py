@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from bot.notifications.models import Notification
+from bot.notifications.render import cost_text
 from bot.slack import ids, limits
 from bot.slack.blocks.common import Block, actions, button, context, fields, header, section
 
@@ -59,7 +60,7 @@ def _fact_fields(kind: str, facts: dict[str, Any]) -> list[tuple[str, str]]:
             ("Time to contain", _fact(facts, "time_to_contain", 60) or "unknown"),
             ("Requests while exposed", limits.mrkdwn(str(exposure.get("requests", "unknown")), 40)),
             ("Tokens while exposed", limits.mrkdwn(str(exposure.get("tokens", "unknown")), 40)),
-            ("Cost while exposed", limits.mrkdwn(f"{exposure.get('cost_usd', 'unknown')} USD", 40)),
+            ("Cost while exposed", limits.mrkdwn(cost_text(exposure.get("cost_usd")), 40)),
         ]
     else:
         pairs += [
