@@ -33,6 +33,7 @@ from bot.secrets import (
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "_-"
 UPPER_DIGITS = string.ascii_uppercase + string.digits
+BASE32 = string.ascii_uppercase + "234567"  # AWS key ids
 MARKER = "T3Blbk" + "FJ"  # base64("OpenAI"), split so the literal is obviously intentional
 
 
@@ -71,8 +72,8 @@ SPECS: list[Spec] = [
     Spec("openai_admin_133", "openai_admin", "openai", "sk-admin-", 133, _openai("sk-admin-", 58)),
     Spec("openai_legacy", "openai_legacy", "openai", "sk-", 51, _openai("sk-", 20, ALNUM)),
     Spec("openai_none", "openai_other", "openai", "sk-", 164, _openai("sk-None-", 74)),
-    Spec("aws_akia", "aws_access_key", "aws", "AKIA", 20, lambda r: "AKIA" + _rand(r, 16, UPPER_DIGITS)),
-    Spec("aws_asia", "aws_access_key", "aws", "ASIA", 20, lambda r: "ASIA" + _rand(r, 16, UPPER_DIGITS)),
+    Spec("aws_akia", "aws_access_key", "aws", "AKIA", 20, lambda r: "AKIA" + _rand(r, 16, BASE32)),
+    Spec("aws_asia", "aws_access_key", "aws", "ASIA", 20, lambda r: "ASIA" + _rand(r, 16, BASE32)),
     *(
         Spec(f"github_{p}", "github_token", "github", f"{p}_", 40, _prefixed(f"{p}_", 36, ALNUM))
         for p in ("ghp", "gho", "ghu", "ghs", "ghr")
@@ -140,6 +141,8 @@ SPECS: list[Spec] = [
     Spec("google", "google_api_key", "google", "AIza", 39, lambda r: "AIza" + _rand(r, 35)),
 ]
 SPEC_IDS = [s.name for s in SPECS]
+#: Families recognised even when glued to a preceding word (bot.secrets.patterns.GLUED_PREFIXES).
+GLUED = re.compile(r"github_pat_|sk-(?:proj|svcacct|admin|ant)-")
 
 
 def make_key(spec: Spec, seed: int = 0) -> str:
@@ -279,7 +282,7 @@ def test_short_random_strings_not_matched() -> None:
         for _ in range(50):
             text = _rand(rng, n)
             assert not contains_secret(text), text
-    assert not contains_secret("AKIA" + _rand(rng, 15, UPPER_DIGITS))
+    assert not contains_secret("AKIA" + _rand(rng, 15, BASE32))
     assert not contains_secret("ghp_" + _rand(rng, 35, ALNUM))
     assert not contains_secret("AIza" + _rand(rng, 34))
     assert not contains_secret("")
@@ -304,8 +307,15 @@ def test_key_inside_longer_token_not_partially_matched(spec: Spec, wrap: Callabl
     key = make_key(spec)
     text = f"see {wrap(key)} here"
     matches = find_secrets(text)
-    # Either nothing matches, or the match is the whole token; never a slice of it.
     token = wrap(key)
+    if GLUED.match(spec.family):
+        # A distinctive prefix glued to a word in front still starts a secret: the match runs from the
+        # prefix to the end of the token, so no part of the key survives redaction.
+        assert matches or not token.endswith(key), token
+        for m in matches:
+            assert token.endswith(m.value) and key in m.value
+        return
+    # Either nothing matches, or the match is the whole token; never a slice of it.
     for m in matches:
         assert m.value == token
     assert all(m.value != key for m in matches)
@@ -327,8 +337,11 @@ def test_escaped_separators_do_not_hide_a_key() -> None:
         assert [m.value for m in find_secrets(text)] == [key], text
         out = redact(text)
         assert_no_leak(out, key, "sk-proj-")
-    # But an ordinary letter in front still blocks the match (no backslash / percent).
-    assert find_secrets(f"n{key}") == []
+    # A letter in front of a distinctive prefix is a word glued to the key: still found (see GLUED).
+    assert [m.value for m in find_secrets(f"n{key}")] == [key]
+    # But an ordinary letter in front of a short prefix still blocks the match (no backslash / percent).
+    token = make_key(next(s for s in SPECS if s.family == "ghp_"), seed=11)
+    assert find_secrets(f"n{token}") == []
 
 
 def test_redact_is_idempotent_and_output_not_rematched() -> None:

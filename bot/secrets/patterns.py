@@ -17,7 +17,10 @@ from dataclasses import dataclass
 __all__ = [
     "CHARSET",
     "COMBINED",
+    "DOTTED",
+    "DOTTED_HINTS",
     "FORMATS",
+    "GLUED_PREFIXES",
     "OPENAI_MARKER",
     "SecretFormat",
     "format_for",
@@ -73,37 +76,66 @@ def _fmt(kind: str, provider: str, family: str, body: str) -> SecretFormat:
     return SecretFormat(kind=kind, provider=provider, family=family, pattern=re.escape(family) + body)
 
 
+_SLACK_IDS = "[0-9]{1,15}"
+
 FORMATS: tuple[SecretFormat, ...] = (
     # --- OpenAI: specific prefixes first -------------------------------------------------------------
     _fmt("openai_project", "openai", "sk-proj-", _OPENAI_LONG_BODY),
     _fmt("openai_service_account", "openai", "sk-svcacct-", _OPENAI_LONG_BODY),
     _fmt("openai_admin", "openai", "sk-admin-", _OPENAI_LONG_BODY),
-    # --- Anthropic: must beat the generic OpenAI sk- formats below ------------------------------------
-    _fmt("anthropic", "anthropic", "sk-ant-", f"(?:api|admin)[0-9]{{2}}-{_TOK}{{80,110}}AA"),
+    # --- Anthropic (API, Admin API, OAuth access/refresh): must beat the generic OpenAI sk- formats ------
+    _fmt("anthropic", "anthropic", "sk-ant-", f"(?:api|admin|oat|ort)[0-9]{{2}}-{_TOK}{{80,110}}AA"),
     # --- OpenAI legacy user keys: sk- + 20 + marker + 20 alphanumerics (51 chars) ----------------------
     _fmt("openai_legacy", "openai", "sk-", f"{_ALNUM}{{20}}{OPENAI_MARKER}{_ALNUM}{{20}}"),
     # --- OpenAI catch-all (e.g. sk-None-..., unexpected lengths): still requires the marker ------------
     _fmt("openai_other", "openai", "sk-", _marked_body(16, 330)),
-    # --- AWS access key ids (long-term AKIA, temporary ASIA) ------------------------------------------
-    *(_fmt("aws_access_key", "aws", fam, "[0-9A-Z]{16}") for fam in ("AKIA", "ASIA")),
-    # --- GitHub -------------------------------------------------------------------------------------
+    # --- AWS access key ids: 4-letter kind + 16 base32 characters (A-Z, 2-7). AKIA long-term, ASIA
+    # temporary (STS), ABIA STS service bearer, ACCA context-specific credentials ---------------------
+    *(_fmt("aws_access_key", "aws", fam, "[A-Z2-7]{16}") for fam in ("AKIA", "ASIA", "ABIA", "ACCA")),
+    # --- GitHub: ghp_ classic PAT, gho_ OAuth, ghu_ user-to-server, ghs_ installation, ghr_ refresh:
+    # 36 alphanumerics today (30 random + 6 checksum); GitHub reserves the right to grow them ------------
     *(
-        _fmt("github_token", "github", fam, f"{_ALNUM}{{36}}")
+        _fmt("github_token", "github", fam, f"{_ALNUM}{{36,251}}")
         for fam in ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")
     ),
-    _fmt("github_token", "github", "github_pat_", "[A-Za-z0-9_]{82}"),
-    # --- Slack: xox?-<numeric ids>-<secret>, and app-level xapp- tokens --------------------------------
+    # Fine-grained PAT: github_pat_ + 22 alphanumerics (id) + _ + 59 alphanumerics (secret + checksum).
+    _fmt("github_token", "github", "github_pat_", f"{_ALNUM}{{22}}_{_ALNUM}{{59}}"),
+    # Stateless installation tokens (rolled out from April 2026): ghs_<app id>_<JWT>, ~520 characters.
+    # The JWT's dots end a run, so these are found by :data:`DOTTED`, not by the run cutter.
+    _fmt(
+        "github_token",
+        "github",
+        "ghs_",
+        f"[0-9]{{1,20}}_eyJ{_TOK}{{8,2000}}\\.eyJ{_TOK}{{8,4000}}\\.{_TOK}{{16,2000}}",
+    ),
+    # --- Slack: xox?-<numeric ids>-<secret> (bot, user, workspace, refresh, legacy, rotating xoxe-) ----
     *(
-        _fmt("slack_token", "slack", fam, f"[0-9]{{1,15}}(?:-[0-9]{{1,15}}){{0,3}}-{_ALNUM}{{16,64}}")
-        for fam in ("xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-")
+        _fmt(
+            "slack_token",
+            "slack",
+            fam,
+            # Current tokens end in 24-32 alphanumerics (a rotating xoxe- refresh token in ~146); legacy
+            # tokens (xoxs-/xoxo-/xoxp- from before 2016) end in a short hex segment after three ids.
+            f"(?:{_SLACK_IDS}(?:-{_SLACK_IDS}){{0,3}}-{_ALNUM}{{16,180}}"
+            f"|{_SLACK_IDS}-{_SLACK_IDS}-{_SLACK_IDS}-[0-9a-fA-F]{{6,15}})",
+        )
+        for fam in ("xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxo-", "xoxe-")
     ),
     _fmt("slack_token", "slack", "xapp-", f"[0-9]-[A-Z0-9]{{8,15}}-[0-9]{{8,15}}-{_ALNUM}{{32,80}}"),
+    # App configuration access tokens: xoxe.xoxp-1-<~165 alphanumerics> (found by :data:`DOTTED`).
+    *(
+        _fmt("slack_token", "slack", fam, f"[0-9]-{_ALNUM}{{150,180}}")
+        for fam in ("xoxe.xoxp-", "xoxe.xoxb-")
+    ),
     # --- Stripe live secret / restricted keys ---------------------------------------------------------
     *(_fmt("stripe_live", "stripe", fam, f"{_ALNUM}{{24,99}}") for fam in ("sk_live_", "rk_live_")),
     # --- Google API keys ----------------------------------------------------------------------------
     _fmt("google_api_key", "google", "AIza", f"{_TOK}{{35}}"),
 )
 
+#: Families whose prefix is distinctive enough to be recognised glued to a preceding word
+#: (``tokengithub_pat_...``, ``nsk-proj-...``): no word or identifier ends in these by chance.
+GLUED_PREFIXES: re.Pattern[str] = re.compile(r"github_pat_|sk-(?:proj|svcacct|admin|ant)-")
 
 def _group(index: int) -> str:
     return f"f{index}"
@@ -115,6 +147,16 @@ COMBINED: re.Pattern[str] = re.compile(
 )
 
 _BY_GROUP: dict[str, SecretFormat] = {_group(i): fmt for i, fmt in enumerate(FORMATS)}
+
+#: The formats whose secret holds a dot (a JWT, ``xoxe.xoxp-``), searched for in the whole text with
+#: word boundaries; ``DOTTED_HINTS`` are cheap substring tests that skip the search on nearly every text.
+_DOTTED = [(i, fmt) for i, fmt in enumerate(FORMATS) if "\\." in fmt.pattern]
+DOTTED_HINTS: tuple[str, ...] = ("ghs_", "xoxe.")
+DOTTED: re.Pattern[str] = re.compile(
+    f"(?<![.{CHARSET}])(?:"
+    + "|".join(f"(?P<{_group(i)}>{fmt.pattern})" for i, fmt in _DOTTED)
+    + f")(?![{CHARSET}])"
+)
 
 
 def format_for(match: re.Match[str]) -> SecretFormat:

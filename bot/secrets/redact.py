@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.secrets.patterns import CHARSET, COMBINED, format_for
+from bot.secrets.patterns import CHARSET, COMBINED, DOTTED, DOTTED_HINTS, GLUED_PREFIXES, format_for
+from bot.secrets.placeholders import is_placeholder
 
 __all__ = [
     "SecretMatch",
@@ -64,43 +65,86 @@ class SecretMatch:
         return f"{self.family}...{self.last4}"
 
 
+def _full(text: str, start: int, end: int) -> SecretMatch | None:
+    m = COMBINED.fullmatch(text, start, end)
+    if m is None:
+        return None
+    fmt = format_for(m)
+    return SecretMatch(fmt.kind, fmt.provider, fmt.family, start, end, text[start:end])
+
+
 def _match_run(text: str, start: int, end: int) -> SecretMatch | None:
-    """Full-match one run; if that fails, retry after any escape sequence glued to its front."""
+    """Full-match one run; else retry after an escape sequence glued to its front; else look for a
+    distinctive prefix glued to a preceding word (``tokengithub_pat_...``) and full-match from there."""
+    first = start
     while end - start >= _MIN_SECRET_LEN:
-        m = COMBINED.fullmatch(text, start, end)
-        if m is not None:
-            fmt = format_for(m)
-            return SecretMatch(fmt.kind, fmt.provider, fmt.family, start, end, text[start:end])
+        found = _full(text, start, end)
+        if found is not None:
+            return found
         esc = _ESCAPE.match(text, start - 1) if start > 0 else None
         if esc is None or esc.end() <= start:
-            return None
+            break
         start = esc.end()
+    glued = GLUED_PREFIXES.search(text, first + 1, end)
+    while glued is not None:
+        found = _full(text, glued.start(), end)
+        if found is not None:
+            return found
+        glued = GLUED_PREFIXES.search(text, glued.start() + 1, end)
     return None
 
 
-def _iter_secrets(text: str) -> Iterator[SecretMatch]:
+def _iter_runs(text: str) -> Iterator[SecretMatch]:
     for run in _RUNS.finditer(text):
         found = _match_run(text, run.start(), run.end())
         if found is not None:
             yield found
 
 
-def find_secrets(text: str) -> list[SecretMatch]:
+def _iter_secrets(text: str) -> Iterator[SecretMatch]:
+    """Run matches, plus the rare formats holding a dot (searched only when a cheap hint is present)."""
+    if not any(hint in text for hint in DOTTED_HINTS):
+        yield from _iter_runs(text)
+        return
+    dotted = []
+    for m in DOTTED.finditer(text):
+        fmt = format_for(m)
+        dotted.append(SecretMatch(fmt.kind, fmt.provider, fmt.family, m.start(), m.end(), m.group()))
+    if not dotted:
+        yield from _iter_runs(text)
+        return
+    runs = [r for r in _iter_runs(text) if not any(d.start < r.end and r.start < d.end for d in dotted)]
+    yield from sorted(dotted + runs, key=lambda found: found.start)
+
+
+def find_secrets(text: str, *, placeholders: bool = False) -> list[SecretMatch]:
     """All secrets in ``text``, non-overlapping and sorted by start.
 
     A secret must not touch ``[A-Za-z0-9_-]`` on either side, so it always spans a whole run of those
-    characters; the first (most specific) catalogue format that matches the whole run wins.
+    characters (except a distinctive prefix glued to a word, and the formats holding a dot); the first (most
+    specific) catalogue format that matches wins. Placeholders and documentation examples
+    (``ghp_xxxx...``, ``AKIA...EXAMPLE``) are not secrets and are left out unless ``placeholders``.
     """
-    return list(_iter_secrets(text))
+    found = _iter_secrets(text)
+    if placeholders:
+        return list(found)
+    return [m for m in found if not is_placeholder(m.value, m.family)]
 
 
 def contains_secret(text: str) -> bool:
-    """True if ``text`` holds at least one recognised secret (stops at the first one)."""
+    """True if ``text`` holds anything secret-shaped, placeholders included (stops at the first one).
+
+    Used as a guard (never store or echo this text), where erring on a placeholder costs nothing.
+    """
     return next(_iter_secrets(text), None) is not None
 
 
 def redact(text: str) -> str:
-    """Replace every secret with ``[REDACTED <family>...<last4>]``; returns ``text`` itself if none."""
+    """Replace every secret with ``[REDACTED <family>...<last4>]``; returns ``text`` itself if none.
+
+    Placeholders are redacted too: judging randomness wrongly here would print a live key, while
+    redacting an example costs nothing.
+    """
     pieces: list[str] = []
     pos = 0
     for found in _iter_secrets(text):
