@@ -137,6 +137,7 @@ FORMATS: tuple[SecretFormat, ...] = (
 #: (``tokengithub_pat_...``, ``nsk-proj-...``): no word or identifier ends in these by chance.
 GLUED_PREFIXES: re.Pattern[str] = re.compile(r"github_pat_|sk-(?:proj|svcacct|admin|ant)-")
 
+
 def _group(index: int) -> str:
     return f"f{index}"
 

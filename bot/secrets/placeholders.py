@@ -11,6 +11,7 @@ already matched a vendor format, so this never runs on ordinary prose.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -72,7 +73,7 @@ def is_placeholder(value: str, family: str) -> bool:
         return True
     if len(body) < _MIN_JUDGED:
         return False
-    stutters = sum(1 for previous, current in zip(body, body[1:], strict=False) if previous == current)
+    stutters = sum(1 for previous, current in itertools.pairwise(body) if previous == current)
     return (
         _in_sequences(body) * 2 >= len(body)  # abcdef123456...
         or stutters * 2 >= len(body)  # aaaabbbbcccc...
@@ -90,7 +91,7 @@ def _random_part(value: str, family: str) -> str:
 
 def _longest_run(body: str) -> int:
     best = run = 1
-    for previous, current in zip(body, body[1:], strict=False):
+    for previous, current in itertools.pairwise(body):
         run = run + 1 if current == previous else 1
         best = max(best, run)
     return best
@@ -112,10 +113,7 @@ def _in_sequences(body: str) -> int:
 
 def _repeats_a_short_unit(body: str) -> bool:
     """``abcabcabc…`` or ``a1b2a1b2…``: the body is a unit of at most a quarter of its length, repeated."""
-    for period in range(1, len(body) // 4 + 1):
-        if body[period:] == body[:-period]:
-            return True
-    return False
+    return any(body[period:] == body[:-period] for period in range(1, len(body) // 4 + 1))
 
 
 def _alphabet_size(body: str) -> int:
