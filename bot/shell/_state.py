@@ -37,6 +37,11 @@ class SlackState:
         self.strict_triggers = strict_triggers  # False: any trigger_id works once (signed test payloads)
         self.emit = emit
         self.lock = threading.RLock()
+        self._seq = 0
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the workspace: channels, messages, modals, homes, users, groups and triggers."""
         self.channels: dict[str, str] = {}  # id -> name
         self.messages: dict[str, list[Json]] = {}  # channel id -> messages, oldest first
         self.ephemerals: list[Json] = []
@@ -46,7 +51,6 @@ class SlackState:
         self.usergroups: dict[str, list[str]] = {}
         self.triggers: dict[str, tuple[float, str]] = {}  # trigger id -> (issued at, owner)
         self.used_triggers: set[str] = set()
-        self._seq = 0
 
     # ---- ids -----------------------------------------------------------------------------------
     def next_ts(self) -> str:

@@ -63,8 +63,16 @@ class LocalSlack:
         self._busy = 0  # requests in flight + changes not yet delivered
         self._last = time.monotonic()
         self._hooks: dict[str, ResponseTarget] = {}
-        self._auto_users, self._trigger_ttl, self._strict = auto_users, trigger_ttl, strict_triggers
-        self._state = self._new_state()
+        self._state = SlackState(
+            team_id=team_id,
+            bot_user_id=bot_user_id,
+            bot_id=bot_id,
+            app_id=app_id,
+            auto_users=auto_users,
+            trigger_ttl=trigger_ttl,
+            strict_triggers=strict_triggers,
+            emit=self._emit,
+        )
         self._server: LoopbackServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -91,22 +99,10 @@ class LocalSlack:
             for thread in self._threads:
                 thread.join(timeout=5)
 
-    def _new_state(self) -> SlackState:
-        return SlackState(
-            team_id=self.team_id,
-            bot_user_id=self.bot_user_id,
-            bot_id=self.bot_id,
-            app_id=self.app_id,
-            auto_users=self._auto_users,
-            trigger_ttl=self._trigger_ttl,
-            strict_triggers=self._strict,
-            emit=self._emit,
-        )
-
     def reset(self) -> None:
         """Forget the workspace: messages, modals, homes, users, groups, triggers and response_urls."""
         with self._state.lock:
-            self._state = self._new_state()
+            self._state.clear()
             self._hooks = {}
             self.calls = []
 

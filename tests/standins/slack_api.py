@@ -21,7 +21,9 @@ from bot.shell._model import ResponseTarget
 from bot.shell.emulator import LocalSlack, Reply
 
 from .slack_payloads import (
+    DEFAULT_APP_ID,
     DEFAULT_CHANNEL_ID,
+    DEFAULT_TEAM_ID,
     DEFAULT_USER_ID,
     block_actions_body,
     block_actions_payload,
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_IDENTITY = {"bot_token": "xoxb-0000-standin-bot-token", "team_id": DEFAULT_TEAM_ID, "app_id": DEFAULT_APP_ID}
 
 
 @dataclass
@@ -90,30 +93,15 @@ class SlackStandin(LocalSlack):
     """:class:`LocalSlack` as the tests' Slack: accepts trigger ids from signed test payloads, knows only
     the users a test adds, and records every call."""
 
-    def __init__(
-        self,
-        *,
-        bot_token: str = "xoxb-0000-standin-bot-token",  # noqa: S107
-        team_id: str = "T0STANDIN",
-        bot_user_id: str = "U0KEYBOT",
-        bot_id: str = "B0KEYBOT",
-        app_id: str = "A0STANDIN",
-    ) -> None:
+    def __init__(self, **identity: str) -> None:
+        """``identity``: ``bot_token``, ``team_id``, ``app_id``... (defaults match the payload builders)."""
         self._recorded = threading.Condition()
         self.calls: list[SlackCall] = []  # type: ignore[assignment]  # richer than the emulator's names
         self.faults: list[_Fault] = []
         self.response_posts: dict[str, list[dict[str, Any]]] = {}
         self.crashes: list[str] = []  # tracebacks of emulator bugs (answered HTTP 500)
-        super().__init__(
-            bot_token=bot_token,
-            team_id=team_id,
-            bot_user_id=bot_user_id,
-            bot_id=bot_id,
-            app_id=app_id,
-            trigger_ttl=None,
-            strict_triggers=False,
-            auto_users=False,
-        )
+        settings = {**_IDENTITY, **identity}
+        super().__init__(**settings, trigger_ttl=None, strict_triggers=False, auto_users=False)
 
     def start(self) -> SlackStandin:
         super().start()
