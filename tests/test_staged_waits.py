@@ -148,7 +148,8 @@ def test_after_the_deadline_the_on_call_decides_revoke_now(world: World) -> None
 
 def test_a_step_renamed_in_the_runbook_while_a_run_waits_sends_it_to_needs_attention(world: World) -> None:
     from bot.runbooks.engine import Engine
-    from bot.scheduling.clock import Clock
+    from bot.runbooks.jobs import resume_stale_runs
+    from bot.scheduling.jobs import ClockContext
     from tests.world import RUNBOOKS
 
     name = unique_name("renamed")
@@ -173,10 +174,9 @@ def test_a_step_renamed_in_the_runbook_while_a_run_waits_sends_it_to_needs_atten
 
     waits.confirm_redeployed(world.database, run.id, "api-a", "U0CONS0001", policy=POLICY)
     waits.confirm_redeployed(world.database, run.id, "api-b", "U0CONS0002", policy=POLICY)
-    clock_ = Clock.__new__(Clock)
-    clock_.runtime = EditedRuntime()  # type: ignore[assignment]
+    clock_ = ClockContext(EditedRuntime(), None)  # type: ignore[arg-type]
     for _ in range(3):  # the clock keeps running: no crash loop, nothing else happens
-        clock_.resume_stale_runs()
+        resume_stale_runs(clock_)
     stuck = only_run(world.database)
     assert stuck.status is RunStatus.NEEDS_ATTENTION
     assert "no longer defined" in (stuck.attention or "") and "distribute" in (stuck.attention or "")

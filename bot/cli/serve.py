@@ -182,7 +182,9 @@ SANDBOX_ON_CALLS = ("U0SHELL01", "U0BOB00001")
 """In the zero-configuration sandbox, the shell user and the second on-call the help suggests may act."""
 
 
-def clock_command() -> None:
+def clock_command(
+    once: bool = typer.Option(False, "--once", help="run every job once, as leader, then exit (for cron)"),
+) -> None:
     """Run the periodic jobs (stale-run recovery, notification delivery); only one clock leads at a time."""
     from bot.scheduling.clock import Clock
 
@@ -194,5 +196,14 @@ def clock_command() -> None:
         from bot.slack.delivery import SlackSender
 
         sender = SlackSender(SlackAPI.from_settings(rt.settings), render=notification_blocks)
+    clock = Clock(rt, sender)
+    if once:
+        results = clock.run_once()
+        if results is None:
+            err.print("keybot clock: another clock is leading; nothing ran")
+            return
+        for job_id, result in results.items():
+            out.print(f"{job_id}: {result}", markup=False)
+        return
     out.print("keybot clock started")
-    Clock(rt, sender).run()
+    clock.run()

@@ -1,9 +1,7 @@
-"""`keybot clock`: APScheduler jobs that only the leader runs.
+"""`keybot clock`: the jobs the domains registered (bot/scheduling/jobs.py), run only by the leader.
 
-- wake runs whose durable wait is over, and resume runs whose process died (expired lease), so a crashed
-  `web` replica never strands a revocation;
-- deliver queued notifications through Slack and settle deliveries interrupted mid-send;
-- forget handled Slack event ids after two days.
+One clock leads at a time through a lease in the database (bot/scheduling/leader.py); a standby takes
+over when the leader's lease expires. `run_once` serves `keybot clock --once`, for cron and for tests.
 """
 
 from __future__ import annotations
@@ -14,11 +12,11 @@ from datetime import timedelta
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from bot.log import get_logger
-from bot.notifications.service import Sender, deliver_pending, recover_interrupted
+from bot.notifications.service import Sender
 from bot.runbooks.lease import new_worker_id
-from bot.runbooks.waits import wake_due
 from bot.runtime import Runtime
 from bot.scheduling import leader
+from bot.scheduling.jobs import ClockContext, Job, registered
 
 log = get_logger(__name__)
 LEADER = "clock"
@@ -28,52 +26,53 @@ LEASE = timedelta(seconds=45)
 class Clock:
     def __init__(self, runtime: Runtime, sender: Sender | None) -> None:
         self.runtime = runtime
-        self.sender = sender
+        self.context = ClockContext(runtime, sender)
         self.holder = new_worker_id()
+        self.jobs = registered()
 
     def leading(self) -> bool:
         return leader.acquire(self.runtime.database, LEADER, self.holder, LEASE)
 
-    def _guarded(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
+    def run_job(self, job: Job) -> object:
+        """Run one job now, logging its outcome; a failing job never stops the clock."""
+        try:
+            result = job.run(self.context)
+        except Exception:
+            log.exception("clock job failed", job=job.id)
+            return None
+        log.info("clock job ran", job=job.id, result=str(result)[:200])
+        return result
+
+    def _guarded(self, job: Job) -> Callable[[], None]:
         def run() -> None:
-            if not self.leading():
-                return
-            try:
-                result = job()
-                log.info("clock job ran", job=name, result=str(result)[:200])
-            except Exception:
-                log.exception("clock job failed", job=name)
+            if self.leading():
+                self.run_job(job)
 
         return run
 
-    def resume_stale_runs(self) -> list[str]:
-        """Runs whose wait is over are handed back first, then every run without a live process resumes."""
-        woken = wake_due(self.runtime.database)
-        resumed = self.runtime.engine(durable_retries=True).resume_stale()
-        return sorted(set(woken) | set(resumed))
-
-    def deliver(self) -> tuple[int, int]:
-        if self.sender is None:
-            return (0, 0)
-        recover_interrupted(self.runtime.database, self.sender, older_than=timedelta(minutes=5))
-        return deliver_pending(self.runtime.database, self.sender)
-
-    def forget_events(self) -> int:
-        from bot.slack.dedupe import forget_old
-
-        return forget_old(self.runtime.database)
-
     def scheduler(self) -> BlockingScheduler:
         scheduler = BlockingScheduler(timezone="UTC")
-        jobs: list[tuple[str, Callable[[], object], float]] = [
-            ("resume_stale_runs", self.resume_stale_runs, self.runtime.settings.clock_tick_seconds),
-            ("deliver_notifications", self.deliver, 15),
-            ("forget_slack_events", self.forget_events, 3600),
-        ]
-        for name, job, seconds in jobs:
-            scheduler.add_job(self._guarded(name, job), "interval", seconds=seconds, id=name, coalesce=True,
-                              max_instances=1)  # fmt: skip
+        for job in self.jobs:
+            scheduler.add_job(
+                self._guarded(job),
+                "interval",
+                seconds=job.every(self.runtime.settings),
+                id=job.id,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=job.misfire_grace_seconds,
+                replace_existing=True,
+            )
         return scheduler
+
+    def run_once(self) -> dict[str, object] | None:
+        """Every job once, as leader, then the lease is given back; None when another clock leads."""
+        if not self.leading():
+            return None
+        try:
+            return {job.id: self.run_job(job) for job in self.jobs}
+        finally:
+            leader.release(self.runtime.database, LEADER, self.holder)
 
     def run(self) -> None:
         try:

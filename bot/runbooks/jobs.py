@@ -1,0 +1,15 @@
+"""The runbook engine's clock job: no run is left behind by a wait that ended or a process that died."""
+
+from __future__ import annotations
+
+from bot.runbooks.waits import wake_due
+from bot.scheduling.jobs import ClockContext, job
+
+
+@job("resume_stale_runs", every=lambda settings: settings.clock_tick_seconds)
+def resume_stale_runs(clock: ClockContext) -> list[str]:
+    """Runs whose durable wait is over are handed back first, then every run without a live process
+    resumes, so a crashed `web` replica never strands a revocation."""
+    woken = wake_due(clock.runtime.database)
+    resumed = clock.runtime.engine(durable_retries=True).resume_stale()
+    return sorted(set(woken) | set(resumed))
