@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.db.base import Base, utcnow
@@ -25,7 +25,16 @@ from bot.incidents.models import Incident
 from bot.incidents.service import append_event
 from bot.registry.fingerprint import CHECK_SETTING, Fingerprinter
 from bot.registry.importer import ParsedRegistry, RecordError, RegistryFileError
-from bot.registry.models import Consumer, Key, KeyOwner, OwnerRole, Setting, Team, redacted_form_of
+from bot.registry.models import (
+    Consumer,
+    Key,
+    KeyOwner,
+    KeyStatus,
+    OwnerRole,
+    Setting,
+    Team,
+    redacted_form_of,
+)
 from bot.registry.schemas import KeyRecord
 from bot.secrets import parse_redacted, redacted_form
 
@@ -95,7 +104,8 @@ class ImportPlan:
 
     errors: list[RecordError] = field(default_factory=list)
     changes: list[StateChange] = field(default_factory=list)
-    existing: dict[str, Key] = field(default_factory=dict)
+    existing: dict[str, Row[Any]] = field(default_factory=dict)  # the state columns of keys the file names
+    columns: list[dict[str, Any]] = field(default_factory=list)  # per file key, team_id still unset
     new_teams: list[str] = field(default_factory=list)
 
 
@@ -165,18 +175,18 @@ def _shown(value: object) -> str:
 
 
 def _changes(
-    record: KeyRecord, lines: dict[str, int], line: int, key: Key, columns: dict[str, Any]
+    record: KeyRecord, lines: dict[str, int], line: int, key: Row[Any], columns: dict[str, Any]
 ) -> list[StateChange]:
     """Operational fields whose file value differs from what keybot recorded, with the field's line."""
     found = []
     for name in sorted(_given(record)):
         if name == "redacted":
-            mine: object = key.redacted
+            mine: object = redacted_form_of(key.secret_family, key.secret_last4)
             theirs: object = redacted_form_of(columns["secret_family"], columns["secret_last4"])
         elif name == "last_rotated":
             mine, theirs = _instant(key.last_rotated_at), _instant(columns["last_rotated_at"])
         elif name == "status":
-            mine, theirs = key.status.value, columns["status"]
+            mine, theirs = KeyStatus(key.status).value, columns["status"]
         else:
             mine, theirs = getattr(key, name), columns[name]
         if mine != theirs:
@@ -195,11 +205,14 @@ def plan_import(session: Session, parsed: ParsedRegistry, fingerprinter: Fingerp
     plan.new_teams = list(dict.fromkeys(t.name for t in parsed.teams if t.name not in known_teams))
     defined = known_teams | set(plan.new_teams)
     names = [record.name for record in parsed.keys]
+    state = select(Key.id, Key.name, *(getattr(Key, c) for cs in OPERATIONAL_COLUMNS.values() for c in cs))
     for i in range(0, len(names), BATCH):
-        chunk = session.scalars(select(Key).where(Key.name.in_(names[i : i + BATCH]))).unique()
-        plan.existing.update((key.name, key) for key in chunk)
-    rows = zip(parsed.keys, parsed.key_lines, parsed.key_field_lines, strict=True)
-    for record, line, lines in rows:
+        rows = session.execute(state.where(Key.name.in_(names[i : i + BATCH])))
+        plan.existing.update((row.name, row) for row in rows)
+    records = zip(parsed.keys, parsed.key_lines, parsed.key_field_lines, strict=True)
+    for record, line, lines in records:
+        columns = _key_columns(record, {}, fingerprinter)
+        plan.columns.append(columns)
         if record.team and record.team not in defined:
             plan.errors.append(
                 RecordError(
@@ -210,7 +223,7 @@ def plan_import(session: Session, parsed: ParsedRegistry, fingerprinter: Fingerp
             )
         key = plan.existing.get(record.name)
         if key is not None:
-            plan.changes += _changes(record, lines, line, key, _key_columns(record, {}, fingerprinter))
+            plan.changes += _changes(record, lines, line, key, columns)
     return plan
 
 
@@ -242,7 +255,7 @@ def apply_import(
     if dry_run:
         return summary
     team_ids = _upsert_teams(session, parsed)
-    _write_keys(session, parsed, plan, team_ids, fingerprinter)
+    _write_keys(session, parsed, plan, team_ids)
     if force and plan.changes:
         _record_override(session, parsed.source, plan, actor)
     return summary
@@ -267,13 +280,12 @@ def _write_keys(
     parsed: ParsedRegistry,
     plan: ImportPlan,
     team_ids: dict[str, int],
-    fingerprinter: Fingerprinter,
 ) -> None:
     now = utcnow()
     new_rows: list[dict[str, Any]] = []
     changed: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
-    for record in parsed.keys:
-        columns = _key_columns(record, team_ids, fingerprinter)
+    for record, planned in zip(parsed.keys, plan.columns, strict=True):
+        columns = {**planned, "team_id": team_ids.get(record.team) if record.team else None}
         key = plan.existing.get(record.name)
         if key is None:
             new_rows.append({**columns, "created_at": now})
@@ -296,8 +308,7 @@ def _write_keys(
         connection.execute(insert(_table(Key)), chunk)
     ids = {name: id_ for name, id_ in session.execute(select(Key.name, Key.id))}
     _insert_people(session, parsed.keys, ids)
-    for key in plan.existing.values():  # loaded by the plan, now stale: bulk writes bypass the ORM
-        session.expire(key)
+    session.expire_all()  # bulk writes bypass the ORM: keys the caller holds are stale
 
 
 def _record_override(session: Session, source: str, plan: ImportPlan, actor: str) -> None:
