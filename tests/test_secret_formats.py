@@ -126,7 +126,7 @@ def test_real_looking_samples_of_every_family_are_found(name: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        f"tokengithub_pat_11{'A1b2C3d4E5f6G7h8I9j0'}_{'k' * 0}",  # far too short: not a token
+        "tokengithub_pat_11A1b2C3d4E5f6G7h8I9j0_short",  # far too short to be a fine-grained token
         "ghr_" + "a1B2" * 8,  # 32 characters: one short of any GitHub token
         "github_pat_" + "a1B2c3D4" * 10,  # no `_` between the id and the secret
         "ghs_12345_eyJhbGciOiJIUzI1NiJ9",  # app id but no JWT (one segment)
