@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -15,9 +16,11 @@ from bot.cli import main
 from bot.cli.context import runtime
 from bot.cli.doctor import Check, check_signing_secret
 from bot.config import Settings, get_settings
-from tests.standins.openbao import OpenBaoServer
-from tests.standins.slack_api import SlackStandin
 from tests.world import REPO, World, unique_name
+
+if TYPE_CHECKING:
+    from tests.standins.openbao import OpenBaoServer
+    from tests.standins.slack_api import SlackStandin
 
 POLICY = (REPO / "runbooks" / "vault-policy.hcl").read_text()
 SIGNING_SECRET = "8f742231b10e8888abcd99a0b1c2d3e4"  # shaped like a Slack signing secret
@@ -153,6 +156,6 @@ def test_a_missing_or_unmigrated_database_fails_without_creating_one(doctor: Doc
     [(SIGNING_SECRET, "ok"), ("not-a-signing-secret", "fail"), (SIGNING_SECRET[:-1], "fail")],
 )
 def test_signing_secret_plausibility(secret: str, state: str) -> None:
-    settings = Settings(slack_signing_secret=secret)  # type: ignore[arg-type]
+    settings = Settings(slack_signing_secret=secret)
     check = check_signing_secret(settings)
     assert check.state == state and secret not in check.detail
