@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from bot.db.session import Database
 from bot.registry import importer
 from bot.registry.exporter import to_csv
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import RecordError, neutralise_cell, read_csv, read_file, read_yaml, restore_cell
 from bot.registry.models import Consumer, Key, KeyOwner, Team
 from bot.registry.store import apply_import, export_records
+from tests.test_cli import keybot
 
 
 def _alias_bomb(levels: int) -> str:
@@ -184,3 +186,17 @@ def test_csv_export_neutralises_formulas_and_round_trips(
     assert parsed.errors == []
     apply_import(session, parsed, fingerprinter)
     assert export_records(session) == first
+
+
+def test_cli_refuses_hostile_files_with_one_line_each(database: Database, tmp_path: Path) -> None:
+    files = {
+        "bomb.yaml": (_alias_bomb(9), "aliases expand to more than 100000 extra values"),
+        "loop.yaml": ("keys:\n  - &k {name: x, tags: [*k]}\n", "line 2: file: an alias refers to the node"),
+        "date.yaml": ("keys:\n  - name: x\n    last_rotated: 2026-13-45\n", "line 3: last_rotated: "),
+    }
+    for name, (text, expected) in files.items():
+        path = tmp_path / name
+        path.write_text(text)
+        result = keybot(database.url, "registry", "import", "--dry-run", str(path), cwd=tmp_path)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

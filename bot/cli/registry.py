@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.table import Table
@@ -42,6 +43,8 @@ def import_command(
     difference, exit status 2, unless --force.
     """
     parsed = read_file(file)
+    if parsed.errors and not parsed.keys and not parsed.teams:  # nothing left to check against the registry
+        _refuse(ImportRefused(parsed.source, parsed.errors, []))
     rt = runtime()
     with rt.database.session() as session:
         try:
@@ -49,9 +52,7 @@ def import_command(
                 session, parsed, rt.fingerprinter, force=force, dry_run=dry_run, actor=cli_identity()
             )
         except ImportRefused as refused:
-            for problem in [*refused.errors, *refused.changes]:
-                err.print(f"{refused.source}: {problem}", markup=False)
-            raise CliError(str(refused)) from None
+            _refuse(refused)
     counts = (
         f"{summary.keys_created} key(s) created, {summary.keys_updated} updated, "
         f"{summary.teams_created} team(s) created"
@@ -65,6 +66,12 @@ def import_command(
             f"--force: {summary.state_overridden} change(s) to state keybot owns applied and recorded",
             markup=False,
         )
+
+
+def _refuse(refused: ImportRefused) -> NoReturn:
+    for problem in [*refused.errors, *refused.changes]:
+        err.print(f"{refused.source}: {problem}", markup=False)
+    raise CliError(str(refused))
 
 
 @app.command("export")
