@@ -310,3 +310,16 @@ def test_an_unregistered_secret_the_provider_does_not_know_gets_exact_instructio
         events = session.scalars(select(TimelineEvent).where(TimelineEvent.incident_id == incident.id)).all()
         assert any(e.kind == DETECTED for e in events)
         assert secret not in json.dumps([e.data for e in events])
+
+
+def test_someone_who_may_not_revoke_learns_why_and_nothing_is_registered(sw: SlackWorld) -> None:
+    project = sw.world.openai.add_project("unregistered project")
+    live = sw.world.openai.add_key(project["id"], "pasted by someone")
+    deliver(sw, message("1700000700.000100", f"try {live['value']}"))
+    [reply] = settle(sw, 1)
+    click(sw, leak_button(reply), user="U0STRANGER")
+    sw.slack.wait_for("views.update", timeout=15)
+    modal = json.dumps(sw.slack.calls_to("views.update")[-1].args["view"])
+    assert "Not allowed" in modal
+    with sw.world.database.session() as session:
+        assert session.scalars(select(Key).where(Key.provider_key_id == live["id"])).first() is None

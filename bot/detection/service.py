@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.access.policy import Actor, Decision, NotAllowed, Policy, Subject
 from bot.db.session import Database
 from bot.detection.leaks import FoundLeak
 from bot.incidents.models import Incident, TimelineEvent
@@ -27,6 +28,8 @@ log = get_logger(__name__)
 DETECTED = "leak.detected"
 REGISTERED = "leak.registered"
 WATCHER = "keybot"
+#: The owner of an unregistered key is unknown, so it is treated as production: approval is two-person.
+UNKNOWN_ENVIRONMENT = "production"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class RevokeTarget:
 
     key_id: int | None
     message: str
+    refused: bool = False  # the person may not start a revoke: nothing was looked up
 
 
 def _recorded_secret(session: Session, incident_id: int, fingerprint: str) -> dict[str, Any] | None:
@@ -105,14 +109,25 @@ def _recorded_secret(session: Session, incident_id: int, fingerprint: str) -> di
 
 
 def revoke_target(
-    database: Database, providers: Mapping[str, KeyProvider], incident_id: int, fingerprint: str
+    database: Database,
+    providers: Mapping[str, KeyProvider],
+    incident_id: int,
+    fingerprint: str,
+    *,
+    policy: Policy,
+    actor: Actor,
 ) -> RevokeTarget:
     """Find the key behind an unregistered leaked secret so it can be revoked through the runbook.
 
-    In order: a key registered since (same fingerprint); else the provider's key with that redacted value,
-    which is then registered as an unowned production key (so the two-person rule applies) linked to the
-    incident; else a message saying exactly what to do by hand.
+    Only someone who may start a revoke of an unowned production key may ask (nothing is looked up or
+    registered otherwise). In order: a key registered since (same fingerprint); else the provider's key with
+    that redacted value, which is then registered as an unowned production key (so the two-person rule
+    applies) linked to the incident; else a message saying exactly what to do by hand.
     """
+    try:
+        policy.check(Decision.START, actor, Subject("an unregistered leaked key", UNKNOWN_ENVIRONMENT))
+    except NotAllowed as refused:
+        return RevokeTarget(None, str(refused), refused=True)
     with database.session() as session:
         incident = session.get(Incident, incident_id)
         secret = _recorded_secret(session, incident_id, fingerprint) if incident is not None else None
@@ -167,7 +182,7 @@ def _register(
             provider=str(secret["provider"]),
             provider_key_id=provider_key_id,
             project=project,
-            environment="production",
+            environment=UNKNOWN_ENVIRONMENT,
             secret_family=str(secret["family"])[:32],
             secret_last4=str(secret["last4"])[:8],
             fingerprint=str(secret["fingerprint"]),

@@ -129,12 +129,19 @@ class SlackContext:
     ) -> None:
         rt = self.runtime
         try:
-            target = revoke_target(rt.database, rt.toolkit.providers, incident_id, fingerprint)
+            target = revoke_target(
+                rt.database,
+                rt.toolkit.providers,
+                incident_id,
+                fingerprint,
+                policy=rt.policy,
+                actor=self.permissions.actor(user),
+            )
             if target.key_id is not None:
                 view = self.revoke_view_for(user, f"#{target.key_id}")
             else:
-                log.info("leaked secret not revocable by keybot", incident=incident_id)
-                view = error_modal("Revoke it by hand", target.message)
+                log.info("leaked secret not revoked through keybot", incident=incident_id, user=user)
+                view = error_modal("Not allowed" if target.refused else "Revoke it by hand", target.message)
         except Exception:
             log.exception("leak revoke form failed")
             view = error_modal("Something went wrong", "keybot hit an internal error; nothing was changed.")
