@@ -275,12 +275,7 @@ def _upsert_teams(session: Session, parsed: ParsedRegistry) -> dict[str, int]:
     return {name: team.id for name, team in existing_teams.items()}
 
 
-def _write_keys(
-    session: Session,
-    parsed: ParsedRegistry,
-    plan: ImportPlan,
-    team_ids: dict[str, int],
-) -> None:
+def _write_keys(session: Session, parsed: ParsedRegistry, plan: ImportPlan, team_ids: dict[str, int]) -> None:
     now = utcnow()
     new_rows: list[dict[str, Any]] = []
     changed: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
