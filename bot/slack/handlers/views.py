@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
 from slack_bolt import Ack, App
 
 from bot.access.policy import Actor
@@ -18,25 +19,35 @@ from bot.sandbox.drill import drill_copy
 from bot.slack import ids, limits
 from bot.slack.blocks.revoke_modal import pick_key_modal, revoke_modal
 from bot.slack.context import SlackContext
+from bot.slack.payloads import SubmittedView
+
+
+def _typed(view: dict[str, Any]) -> SubmittedView | None:
+    """The submitted view as the edge validated it (bot/slack/payloads.py); None for a foreign shape."""
+    try:
+        return SubmittedView.model_validate(view)
+    except ValidationError:
+        return None
 
 
 def _value(view: dict[str, Any], block: str, action: str) -> str | None:
-    state = ((view.get("state") or {}).get("values") or {}).get(block, {}).get(action, {})
-    if "selected_option" in state:
-        return (state.get("selected_option") or {}).get("value")
-    value = state.get("value")
-    return str(value) if value is not None else None
+    """What the person entered or chose; None when empty or deselected (``selected_option: null``)."""
+    typed = _typed(view)
+    return typed.value(block, action) if typed is not None else None
 
 
 def _metadata(view: dict[str, Any]) -> ids.ActionRef | None:
+    typed = _typed(view)
     try:
-        return ids.ActionRef.decode(view.get("private_metadata") or "")
+        return ids.ActionRef.decode(typed.private_metadata if typed is not None else "")
     except ids.BadActionRef:
         return None
 
 
 def _user(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
+    user = body.get("user")
+    found = user.get("id") if isinstance(user, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -66,7 +77,7 @@ def register(app: App, ctx: SlackContext) -> None:
         if ref is None or ref.kind != "key" or not ref.id.isdigit():
             stale(ack, ids.REASON_BLOCK)
             return
-        user = str(body["user"]["id"])
+        user = _user(body)
         reason = (_value(view, ids.REASON_BLOCK, ids.REASON_ACTION) or "").strip()
         mode = _value(view, ids.MODE_BLOCK, ids.MODE_ACTION) or "staged"
         severity = _value(view, ids.SEVERITY_BLOCK, ids.SEVERITY_ACTION) or "sev2"
@@ -129,7 +140,7 @@ def register(app: App, ctx: SlackContext) -> None:
         if chosen is None or chosen.kind != "key" or not chosen.id.isdigit():
             stale(ack, ids.PICK_KEY_BLOCK)
             return
-        form = form_for_key(str(body["user"]["id"]), int(chosen.id), meta.extra if meta else {})
+        form = form_for_key(_user(body), int(chosen.id), meta.extra if meta else {})
         if isinstance(form, str):
             ack(response_action="errors", errors={ids.PICK_KEY_BLOCK: form[:150]})
             return
@@ -160,7 +171,7 @@ def register(app: App, ctx: SlackContext) -> None:
         if key_id is None:
             ack(response_action="errors", errors={ids.SEARCH_BLOCK: hint[:150]})
             return
-        form = form_for_key(str(body["user"]["id"]), key_id, extra)
+        form = form_for_key(_user(body), key_id, extra)
         if isinstance(form, str):
             ack(response_action="errors", errors={ids.SEARCH_BLOCK: form[:150]})
             return
