@@ -323,3 +323,17 @@ def test_someone_who_may_not_revoke_learns_why_and_nothing_is_registered(sw: Sla
     assert "Not allowed" in modal
     with sw.world.database.session() as session:
         assert session.scalars(select(Key).where(Key.provider_key_id == live["id"])).first() is None
+
+
+def test_an_enterprise_grid_message_is_scanned(sw: SlackWorld) -> None:
+    """Org-wide (Enterprise Grid) installs: ``authorizations[].team_id`` is null and ``enterprise_id`` set."""
+    name = unique_name()
+    sw.world.add_key(name, "staging")
+    event = message("1700000800.000100", f"key: {sw.world.keys[name]['value']}")
+    event.update(team="T0STANDIN", user_team="T0STANDIN", source_team="T0STANDIN")
+    body = json.loads(event_callback_body(event))
+    body.update(enterprise_id="E0GRID0001", context_enterprise_id="E0GRID0001", context_team_id="T0STANDIN")
+    body["authorizations"][0].update(enterprise_id="E0GRID0001", team_id=None, is_enterprise_install=True)
+    assert sw.post(json.dumps(body)).status == 200
+    [reply] = settle(sw, 1)
+    assert name in json.dumps(reply)
