@@ -72,3 +72,8 @@ def test_a_bad_setting_is_still_one_line_when_a_command_runs() -> None:
 def test_every_listed_command_loads(name: str) -> None:
     command = load_command(name)
     assert command.name == name and (command.callback is not None or hasattr(command, "commands"))
+
+
+def test_a_mistyped_command_gets_suggestions_from_the_table() -> None:
+    mistyped = _help("doctr")
+    assert "CODE 2" in mistyped.stdout and "Did you mean 'doctor'?" in mistyped.stderr

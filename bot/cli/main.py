@@ -7,6 +7,7 @@ own help). The root help is plain (no rich) for the same reason.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from typing import Any
@@ -71,6 +72,18 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self.commands:
             self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """As click's, with "Did you mean" drawn from the table (nothing is loaded to suggest a name)."""
+        try:
+            return self._click_resolve_command(ctx, args)
+        except click.exceptions.UsageError as error:
+            matches = difflib.get_close_matches(args[0], list(COMMANDS)) if args else []
+            if matches:
+                error.message = f"{error.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The short help from the table, so listing the commands imports none of them."""
