@@ -18,7 +18,7 @@ from bot.slack import ids
 from tests.fakes import canary_key
 from tests.slack_world import SlackWorld, serving
 from tests.standins.slack_api import SlackStandin
-from tests.standins.slack_payloads import block_actions_payload, slash_command_body
+from tests.standins.slack_payloads import block_actions_payload, event_callback_body, slash_command_body
 from tests.world import World
 
 CANARY = canary_key()
@@ -143,5 +143,42 @@ def test_fuzzed_interaction_payloads_never_500(
 )
 def test_fuzzed_raw_payload_strings_never_500(sw: SlackWorld, logs: io.StringIO, raw: str) -> None:
     response = sw.post(urlencode({"payload": raw}), content_type="application/x-www-form-urlencoded")
+    assert response.status < 500, response.text
+    assert "Traceback" not in logs.getvalue()
+
+
+EVENT_FIELDS = [
+    "channel",
+    "user",
+    "text",
+    "ts",
+    "thread_ts",
+    "subtype",
+    "bot_id",
+    "files",
+    "attachments",
+    "blocks",
+]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.dictionaries(
+        st.sampled_from([*EVENT_FIELDS, "message", "previous_message"]), json_values, max_size=4
+    )
+)
+def test_fuzzed_message_events_never_500(
+    sw: SlackWorld, logs: io.StringIO, changes: dict[str, object]
+) -> None:
+    """A message event with fields of the wrong type or size is refused or ignored, never a 500."""
+    event: dict[str, object] = {
+        "type": "message",
+        "channel": "C0FUZZ",
+        "user": "U0FUZZ",
+        "text": "hi",
+        "ts": "1.1",
+    }
+    event.update(changes)
+    response = sw.post(event_callback_body(event))
     assert response.status < 500, response.text
     assert "Traceback" not in logs.getvalue()
