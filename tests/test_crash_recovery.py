@@ -107,12 +107,13 @@ def test_sigkill_then_resume(world: World, point: str) -> None:
 def test_two_revokes_of_one_key_at_once(world: World) -> None:
     """Both processes start together: exactly one runs, the other is told who holds the key.
 
-    The first outside call (only the winner makes any) is held for a few seconds, so the winner still
-    holds the key when the loser asks, however fast the run or slow the loser's start.
+    The winner's first read of the audit log (a run's assess step; the preflight both make before opening
+    does not read it) is held for a few seconds, so the winner still holds the key when the loser asks,
+    however fast the run or slow the loser's start.
     """
     name = unique_name("race")
     world.add_key(name, "staging")
-    world.openai.inject("", status=None, delay=4.0)
+    world.openai.inject("/audit_logs", status=None, delay=4.0)
     env_args = ("revoke", name, "--reason", "race", "--yes")
     procs = [
         subprocess.Popen(
