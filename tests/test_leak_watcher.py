@@ -181,6 +181,8 @@ def test_secrets_outside_text_are_found(sw: SlackWorld, shape: Any) -> None:
     deliver(sw, shape("1700000100.000100", secret))
     [reply] = settle(sw, 1)
     assert name in json.dumps(reply) and secret not in json.dumps(reply)
+    if shape is ci_bot:
+        assert "ci-bot (bot)" in json.dumps(reply), "another app's bot is named, not mentioned as a user"
     with sw.world.database.session() as session:
         key = session.scalars(select(Key).where(Key.name == name)).one()
         assert key.status is KeyStatus.COMPROMISED

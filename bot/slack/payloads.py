@@ -26,8 +26,8 @@ __all__ = [
 #: Slack ids are short upper-case tokens (U…, W…, C…, T…, E…); anything longer is not Slack's.
 SlackId = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-.]+$")]
 MAX_VALUE = 2000  # button values; ids.MAX_ENCODED
-MAX_TEXT = 40_000  # a message's text (Slack truncates at 40k)
-MAX_PARTS = 100  # files, attachments, blocks, actions per payload
+MAX_TEXT = 40_000  # a message's text (Slack truncates at 40k); scanning reads at most 4x this
+MAX_PARTS = 1000  # files, attachments, blocks per message: far above Slack's own limits
 
 
 class BadPayload(ValueError):
@@ -147,9 +147,10 @@ class MessageEvent(_Model):
     channel: SlackId | None = None
     user: SlackId | None = None
     bot_id: SlackId | None = None
+    username: str | None = Field(default=None, max_length=200)  # another app's bot's display name
     ts: str | None = Field(default=None, max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
-    text: str | None = Field(default=None, max_length=MAX_TEXT)
+    text: str | None = None  # not bounded here: the body is (serve.MAX_BODY), and scanning clips it
     files: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_PARTS)
     attachments: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_PARTS)
     blocks: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_PARTS)
@@ -173,7 +174,7 @@ def scannable_text(message: MessageEvent, limit: int = MAX_TEXT * 4) -> str:
     """Every piece of text Slack delivered with a message: ``text``, snippet previews (``files[]``),
     forwarded or shared messages (``attachments[]``, with their fields and message blocks) and rich-text
     ``blocks``. A leak in any of them is a leak; the result is cut at ``limit`` characters."""
-    pieces: list[str] = [message.text or ""]
+    pieces: list[str] = [(message.text or "")[:limit]]
     budget = [limit - len(pieces[0])]
 
     def walk(node: object, depth: int) -> None:
@@ -187,7 +188,7 @@ def scannable_text(message: MessageEvent, limit: int = MAX_TEXT * 4) -> str:
                 elif isinstance(value, dict | list):
                     walk(value, depth + 1)
         elif isinstance(node, list):
-            for item in node[:MAX_PARTS]:
+            for item in node:
                 walk(item, depth + 1)
 
     walk([message.files, message.attachments, message.blocks], 0)

@@ -83,7 +83,8 @@ def register(app: App, ctx: SlackContext) -> None:
         ]
         if not fresh:
             return
-        poster = message.user or message.bot_id or "someone"
+        bot = f"{message.username} (bot)" if message.username else message.bot_id
+        poster = message.user or bot or "someone"
         with rt.database.session() as session:
             recorded = record_leaks(session, fresh, where=f"<#{channel}>", poster=poster)
         incident = (
