@@ -8,7 +8,6 @@ then gets its own run through `bot.runbooks.bulk`, under the same runbook and ap
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import re
 import sys
@@ -27,7 +26,6 @@ from bot.cli.identity import cli_identity
 from bot.cli.registry import describe_miss
 from bot.cli.runs import EXIT_PAUSED
 from bot.db.base import utcnow
-from bot.log import configure_logging
 from bot.registry.service import Lookup, MatchedBy, lookup
 from bot.runbooks.bulk import BulkRequest, Outcome, revoke_many
 from bot.runbooks.engine import Engine
@@ -167,19 +165,15 @@ def resolve(references: list[Reference]) -> tuple[dict[int, Target], list[str]]:
 
 
 _WORKER_LOCK = threading.Lock()
-_WORKER_LOGGING: list[bool] = []
 
 
 def worker_engine() -> Engine:
     """The `revoke_many` engine factory: module-level so spawned workers can unpickle it, and each worker
-    process builds its runtime from the environment the operator set. A worker configures logging itself
-    (structlog's default prints unredacted); the lock is there because Runtime's cached properties are not
+    process builds its runtime from the environment the operator set (which also configures its logging,
+    redacted, to stderr and the log file); the lock is there because Runtime's cached properties are not
     safe to build from several threads at once."""
     with _WORKER_LOCK:
         rt = runtime()
-        if multiprocessing.parent_process() is not None and not _WORKER_LOGGING:
-            configure_logging(rt.settings.log_format, rt.settings.log_level)
-            _WORKER_LOGGING.append(True)
         _ = (rt.database, rt.toolkit)
         return rt.engine()
 
