@@ -4,6 +4,7 @@ from bot.db.base import Base
 from bot.incidents import models as incident_models
 from bot.notifications import models as notification_models
 from bot.registry import models as registry_models
+from bot.reminders import models as reminder_models
 from bot.runbooks import models as runbook_models
 from bot.scheduling import models as scheduling_models
 from bot.slack import models as slack_models
@@ -13,6 +14,7 @@ __all__ = [
     "incident_models",
     "notification_models",
     "registry_models",
+    "reminder_models",
     "runbook_models",
     "scheduling_models",
     "slack_models",

@@ -44,6 +44,10 @@ class Team(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     slack_channel: Mapped[str | None] = mapped_column(String(64))
     manager_slack_id: Mapped[str | None] = mapped_column(String(64))
+    rotation_days: Mapped[int | None] = mapped_column(Integer)  # the team's default (bot/reminders)
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA; null: KEYBOT_REMINDER_TIMEZONE
+    reminder_time: Mapped[str | None] = mapped_column(String(5))  # HH:MM local; null: 09:30
+    reminder_days: Mapped[str | None] = mapped_column(String(32))  # mon,tue,...; null: weekdays
 
     keys: Mapped[list[Key]] = relationship(back_populates="team")
 
