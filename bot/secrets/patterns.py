@@ -19,6 +19,7 @@ __all__ = [
     "COMBINED",
     "DOTTED",
     "DOTTED_HINTS",
+    "FIRST_CHARS",
     "FORMATS",
     "GLUED_PREFIXES",
     "OPENAI_MARKER",
@@ -142,10 +143,12 @@ def _group(index: int) -> str:
     return f"f{index}"
 
 
-#: All formats as one alternation (first alternative wins); use with ``fullmatch`` on a whole token.
+#: All formats without a dot as one alternation (first alternative wins); use with ``fullmatch`` on a whole
+#: run of :data:`CHARSET` characters. ``FIRST_CHARS``: a run starting with any other character cannot match.
 COMBINED: re.Pattern[str] = re.compile(
-    "|".join(f"(?P<{_group(i)}>{fmt.pattern})" for i, fmt in enumerate(FORMATS))
+    "|".join(f"(?P<{_group(i)}>{fmt.pattern})" for i, fmt in enumerate(FORMATS) if "\\." not in fmt.pattern)
 )
+FIRST_CHARS: frozenset[str] = frozenset(fmt.family[0] for fmt in FORMATS)
 
 _BY_GROUP: dict[str, SecretFormat] = {_group(i): fmt for i, fmt in enumerate(FORMATS)}
 

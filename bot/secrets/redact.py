@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.secrets.patterns import CHARSET, COMBINED, DOTTED, DOTTED_HINTS, GLUED_PREFIXES, format_for
+from bot.secrets.patterns import (
+    CHARSET,
+    COMBINED,
+    DOTTED,
+    DOTTED_HINTS,
+    FIRST_CHARS,
+    GLUED_PREFIXES,
+    format_for,
+)
 from bot.secrets.placeholders import is_placeholder
 
 __all__ = [
@@ -66,6 +74,8 @@ class SecretMatch:
 
 
 def _full(text: str, start: int, end: int) -> SecretMatch | None:
+    if text[start] not in FIRST_CHARS:
+        return None
     m = COMBINED.fullmatch(text, start, end)
     if m is None:
         return None
@@ -73,7 +83,7 @@ def _full(text: str, start: int, end: int) -> SecretMatch | None:
     return SecretMatch(fmt.kind, fmt.provider, fmt.family, start, end, text[start:end])
 
 
-def _match_run(text: str, start: int, end: int) -> SecretMatch | None:
+def _match_run(text: str, start: int, end: int, glued: bool) -> SecretMatch | None:
     """Full-match one run; else retry after an escape sequence glued to its front; else look for a
     distinctive prefix glued to a preceding word (``tokengithub_pat_...``) and full-match from there."""
     first = start
@@ -85,18 +95,19 @@ def _match_run(text: str, start: int, end: int) -> SecretMatch | None:
         if esc is None or esc.end() <= start:
             break
         start = esc.end()
-    glued = GLUED_PREFIXES.search(text, first + 1, end)
-    while glued is not None:
-        found = _full(text, glued.start(), end)
+    prefix = GLUED_PREFIXES.search(text, first + 1, end) if glued else None
+    while prefix is not None:
+        found = _full(text, prefix.start(), end)
         if found is not None:
             return found
-        glued = GLUED_PREFIXES.search(text, glued.start() + 1, end)
+        prefix = GLUED_PREFIXES.search(text, prefix.start() + 1, end)
     return None
 
 
 def _iter_runs(text: str) -> Iterator[SecretMatch]:
+    glued = GLUED_PREFIXES.search(text) is not None  # once per text: most texts hold no such prefix
     for run in _RUNS.finditer(text):
-        found = _match_run(text, run.start(), run.end())
+        found = _match_run(text, run.start(), run.end(), glued)
         if found is not None:
             yield found
 
@@ -164,7 +175,7 @@ def redacted_form(secret: str) -> str:
     so short that showing 7 characters would reveal most of it.
     """
     value = secret.strip()
-    m = COMBINED.fullmatch(value)
+    m = COMBINED.fullmatch(value) or DOTTED.fullmatch(value)
     if m is not None:
         return f"{format_for(m).family}...{value[-4:]}"
     if len(value) < 12:
