@@ -30,10 +30,10 @@ from bot.registry.service import Lookup, MatchedBy, lookup
 from bot.runbooks.bulk import BulkRequest, Outcome, revoke_many
 from bot.runbooks.engine import Engine
 from bot.runbooks.models import Run
+from bot.runbooks.names import REVOKE
 from bot.secrets import find_secrets, parse_redacted, redact, redacted_form
 
 STDIN = "-"
-RUNBOOK = "revoke-replace-audit-notify"
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REFERENCES = 20_000
 PREVIEW = 20
@@ -313,7 +313,7 @@ def bulk_revoke_command(
     workers = min(processes or os.cpu_count() or 1, concurrency)
     threads = math.ceil(concurrency / workers)
     worker_engine()  # a provider or Vault misconfiguration fails here, once, before any run starts
-    request = BulkRequest(RUNBOOK, mode, cli_identity(), reason, severity)
+    request = BulkRequest(REVOKE, mode, cli_identity(), reason, severity)
     started, tally = utcnow(), _Tally(len(targets))
     with tally.progress:
         outcomes = revoke_many(

@@ -19,9 +19,8 @@ from bot.registry.render import key_card
 from bot.registry.service import lookup
 from bot.runbooks import service
 from bot.runbooks.context import KeyFacts
+from bot.runbooks.names import REVOKE
 from bot.runbooks.preflight import preflight
-
-RUNBOOK = "revoke-replace-audit-notify"
 
 
 def revoke_command(
@@ -81,7 +80,7 @@ def _revoke(key: str, reason: str, mode: str, yes: bool, severity: str) -> None:
     with rt.database.engine.connect() as conn:
         facts = KeyFacts.load(conn, key_id)
     assert facts is not None  # just looked up
-    ready = preflight(rt.toolkit, facts, rt.runbooks[RUNBOOK], mode)
+    ready = preflight(rt.toolkit, facts, rt.runbooks[REVOKE], mode)
     if not ready.ok:
         raise CliError(f"cannot revoke {facts.name}: {ready} (nothing was started)")
     table = Table(show_header=False, box=None)
@@ -96,7 +95,7 @@ def _revoke(key: str, reason: str, mode: str, yes: bool, severity: str) -> None:
     try:
         opened = engine.start(
             key_id=key_id,
-            runbook=RUNBOOK,
+            runbook=REVOKE,
             mode=mode,
             actor=cli_identity(),
             reason=reason,
