@@ -30,6 +30,9 @@ class Decision(enum.StrEnum):
     RESTORE = "restore"
     CONFIRM_REDEPLOY = "confirm_redeploy"  # a consumer's contact says their service reads the new key
     STOP_WAITING = "stop_waiting"  # after the deadline: revoke now, or wait longer
+    SNOOZE = "snooze"  # hide a key from rotation reminders for a while
+    MARK_ROTATED = "mark_rotated"  # a rotation done outside keybot
+    SEND_REMINDERS = "send_reminders"  # post a team's rotation reminder now (admins)
 
 
 VERBS = {
@@ -45,6 +48,9 @@ VERBS = {
     Decision.RESTORE: "restore",
     Decision.CONFIRM_REDEPLOY: "confirm a redeploy for",
     Decision.STOP_WAITING: "end or extend the wait for consumers of",
+    Decision.SNOOZE: "snooze the rotation reminders of",
+    Decision.MARK_ROTATED: "mark as rotated",
+    Decision.SEND_REMINDERS: "send now",
 }
 
 
@@ -136,6 +142,8 @@ class Policy:
     def allowed_roles(self, decision: Decision, subject: Subject) -> frozenset[Role]:
         """The roles that may make `decision` on `subject` (before the two-person rule)."""
         staff = frozenset({Role.ADMIN, Role.REVOKER, Role.OWNER, Role.BACKUP})
+        if decision is Decision.SEND_REMINDERS:
+            return frozenset({Role.ADMIN})
         if decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step:
             return frozenset({Role.ADMIN, Role.OWNER})
         if decision is Decision.CONFIRM_REDEPLOY:
