@@ -8,6 +8,7 @@ carry anything that looks like a secret, because Slack stores and logs these val
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -38,6 +39,10 @@ WAIT_LONGER = "run.wait_longer"
 REDEPLOYED = "run.redeployed"  # a consumer's contact: "my service reads the new key"
 RESOLVE_INCIDENT = "incident.resolve"
 FALSE_ALARM = "incident.false_alarm"  # "Revoke & replace…" from a key card (opens the revoke modal)
+# The daily rotation reminder: each button carries ActionRef(kind="key", id=<key id>, extra={"day": ...}).
+REMINDER_ROTATE = "reminder.rotate"
+REMINDER_SNOOZE = "reminder.snooze"
+REMINDER_MARK_ROTATED = "reminder.mark_rotated"
 
 # --- view callback ids ------------------------------------------------------------------------------------
 LOADING_MODAL = "loading_modal"
@@ -49,6 +54,8 @@ SKIP_MODAL = "skip_modal"
 ABORT_MODAL = "abort_modal"
 DONE_MODAL = "done_modal"
 INCIDENT_MODAL = "incident_modal"
+SNOOZE_MODAL = "reminder_snooze_modal"
+MARK_ROTATED_MODAL = "reminder_rotated_modal"
 
 # --- modal inputs: handlers read view.state.values[<BLOCK>][<ACTION>] --------------------------------------
 MODE_BLOCK, MODE_ACTION = "mode", "mode.choice"
@@ -61,6 +68,11 @@ ABORT_REASON_BLOCK, ABORT_REASON_ACTION = "abort_reason", "abort_reason.text"
 ABORT_OUTCOME_BLOCK, ABORT_OUTCOME_ACTION = "abort_outcome", "abort_outcome.choice"
 DONE_NOTE_BLOCK, DONE_NOTE_ACTION = "done_note", "done_note.text"
 INCIDENT_REASON_BLOCK, INCIDENT_REASON_ACTION = "incident_reason", "incident_reason.text"
+SNOOZE_DAYS_BLOCK, SNOOZE_DAYS_ACTION = "snooze_days", "snooze_days.choice"
+SNOOZE_CUSTOM_BLOCK, SNOOZE_CUSTOM_ACTION = "snooze_custom", "snooze_custom.days"
+SNOOZE_REASON_BLOCK, SNOOZE_REASON_ACTION = "snooze_reason", "snooze_reason.text"
+ROTATED_ON_BLOCK, ROTATED_ON_ACTION = "rotated_on", "rotated_on.date"
+ROTATED_NOTE_BLOCK, ROTATED_NOTE_ACTION = "rotated_note", "rotated_note.text"
 
 MODES = ("staged", "emergency")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
@@ -133,6 +145,23 @@ def run_ref(run_id: str, step: str | None, version: int | None) -> ActionRef:
     """A reference to a run as the person saw it: the step and the run's version."""
     extra = {VERSION: str(version)} if version is not None else {}
     return ActionRef(kind="run", id=run_id, step=step, extra=extra)
+
+
+DAY = "day"  # ActionRef.extra key: the local date of the reminder message a button sat on
+
+
+def reminder_ref(key_id: int, day: date | None = None) -> ActionRef:
+    """A reminder button's value: the key, and the day's message it sits on (so that message is edited)."""
+    return ActionRef(kind="key", id=str(key_id), extra={DAY: day.isoformat()} if day else {})
+
+
+def reminder_day(ref: ActionRef) -> date | None:
+    """The reminder day a button carried; None when absent or not a date keybot could have written."""
+    value = ref.extra.get(DAY, "")
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else None
+    except ValueError:
+        return None
 
 
 def seen_version(ref: ActionRef) -> int | None:
