@@ -49,9 +49,13 @@ def test_clock_resumes_a_run_whose_process_died(world: World, slack_standin: Sla
 def test_every_domain_registers_its_jobs_with_fixed_ids_coalesced_with_a_grace_time() -> None:
     jobs = registered()
     ids = [j.id for j in jobs]
-    assert ids == ["deliver_notifications", "forget_slack_events", "resume_stale_runs"]
+    assert ids == [
+        "deliver_notifications", "forget_slack_events", "resume_stale_runs", "rotation_escalations",
+        "rotation_reminders",
+    ]  # fmt: skip
     assert {j.run.__module__ for j in jobs} == {
         "bot.notifications.jobs",
+        "bot.reminders.jobs",
         "bot.slack.jobs",
         "bot.runbooks.jobs",
     }
