@@ -336,7 +336,10 @@ def test_cli_scans_binary_utf16_and_large_files_instead_of_skipping_them(tmp_pat
     tree = tmp_path / "tree"
     tree.mkdir()
     tokens = {name: github_token() for name in ("big", "bom16", "be16", "le16", "nul", "png", "stdin")}
-    (tree / "dump.sql").write_text("-- dump\n" + ("x" * 999 + "\n") * 6_000 + f"token {tokens['big']}\n")
+    repeated = github_token()  # reported once, at its first position, though far apart in the file
+    (tree / "dump.sql").write_text(
+        f"-- {repeated}\n" + ("x" * 999 + "\n") * 6_000 + f"token {tokens['big']}\nagain {repeated}\n"
+    )
     (tree / "bom16.env").write_bytes(f"A=1\nGH_TOKEN={tokens['bom16']}\n".encode("utf-16"))
     (tree / "be16.env").write_bytes(b"\xfe\xff" + f"GH_TOKEN={tokens['be16']}\n".encode("utf-16-be"))
     (tree / "le16.env").write_bytes(f"GH_TOKEN={tokens['le16']}\n".encode("utf-16-le"))  # no BOM
@@ -348,7 +351,9 @@ def test_cli_scans_binary_utf16_and_large_files_instead_of_skipping_them(tmp_pat
     result = keybot(None, "scan", "--no-registry", "tree", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     located = {line.split(": ")[0]: line.split(" ")[2] for line in result.stdout.splitlines()}
+    assert len(located) == len(result.stdout.splitlines())
     assert located == {
+        "tree/dump.sql:1:4": f"ghp_...{repeated[-4:]}",
         "tree/be16.env:1:10": f"ghp_...{tokens['be16'][-4:]}",
         "tree/bom16.env:2:10": f"ghp_...{tokens['bom16'][-4:]}",
         "tree/dump.sql:6002:7": f"ghp_...{tokens['big'][-4:]}",

@@ -272,21 +272,21 @@ def _scan_file(scan: _Scan, path: str) -> None:
 
 
 def _scan_handle(scan: _Scan, name: str, handle: BinaryIO) -> None:
-    """Scan one input in chunks (bounded memory, any size up to the cap); a repeat of a secret already
-    reported for this input is not reported again."""
+    """Scan one input in chunks (bounded memory, any size up to the cap); a secret repeated in a later
+    chunk of the same input is not reported again."""
     if scan.as_diff:
         text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="\n")
         _record_diff(scan, text, name)
         text.detach()
         return
-    seen: set[tuple[str, str, int | None]] = set()
+    reported: set[tuple[str, str, int | None]] = set()  # by earlier chunks (find_leaks dedupes within one)
     try:
         for chunk in text_chunks(handle, max_bytes=MAX_FILE_BYTES):
-            for hit in find_leaks(scan.session, chunk.text, scan.fingerprinter):
-                if (hit.kind, hit.redacted, hit.key_id) in seen:
-                    continue
-                seen.add((hit.kind, hit.redacted, hit.key_id))
-                scan.hits.append((name, _shifted(hit, chunk.first_line, chunk.first_column)))
+            hits = find_leaks(scan.session, chunk.text, scan.fingerprinter)
+            for hit in hits:
+                if (hit.kind, hit.redacted, hit.key_id) not in reported:
+                    scan.hits.append((name, _shifted(hit, chunk.first_line, chunk.first_column)))
+            reported.update((hit.kind, hit.redacted, hit.key_id) for hit in hits)
     except Unreadable as reason:
         scan.unreadable(name, str(reason))
         return
