@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("bot.cli.audit:audit_app", "Audit trail checks."),
     "runbook": ("bot.cli.audit:runbook_app", "Runbook definitions."),
     "registry": ("bot.cli.registry:app", "The key-ownership registry."),
+    "reminders": ("bot.cli.reminders:app", "Rotation reminders: preview, send, snooze, rotated."),
     "scan": ("bot.cli.scan:scan_command", "Find leaked secrets in files or a diff; exit 1 on a hit."),
     "doctor": ("bot.cli.doctor:doctor_command", "Check the whole configuration, one line per check."),
     "serve": ("bot.cli.serve:serve_command", "Serve Slack, /healthz and /metrics over HTTP."),
