@@ -324,6 +324,15 @@ def test_cli_reports_bad_paths_and_non_diffs(tmp_path: Path) -> None:
         "cannot read missing.txt" in problems_only.stderr and "could not be scanned" in problems_only.stderr
     )
 
+    big_diff = "+++ b/big.txt\n@@ -0,0 +1,6 @@\n" + ("+" + "x" * 999_999 + "\n") * 6
+    too_large = keybot(None, "scan", "--no-registry", "--diff", stdin=big_diff, cwd=tmp_path)
+    assert too_large.returncode == 2, too_large.stderr  # was a note, and exit 0
+    assert "cannot scan big.txt in <stdin>: added lines exceed 5 MB" in too_large.stderr
+    allowed = keybot(
+        None, "scan", "--no-registry", "--diff", "--skip-unreadable", stdin=big_diff, cwd=tmp_path
+    )
+    assert allowed.returncode == 0 and "skipped big.txt in <stdin>" in allowed.stderr
+
     not_a_diff = keybot(None, "scan", "--no-registry", "--diff", stdin=f"key {token}\n", cwd=tmp_path)
     assert not_a_diff.returncode == 2 and "is not a unified diff" in not_a_diff.stderr
 

@@ -5,6 +5,11 @@ secret: matching is done by cutting text into maximal runs of ``[A-Za-z0-9_-]`` 
 against :data:`COMBINED`, so a secret is never matched as a fragment of a longer token and the engine never
 needs unbounded look-around or backtracking.
 
+Two exceptions: a few distinctive prefixes (:data:`GLUED_PREFIXES`, e.g. ``github_pat_``) are also found
+glued to a preceding word (``tokengithub_pat_...``), matched from the prefix to the end of the run; and
+formats whose secret holds a dot (a GitHub installation token's JWT, Slack's ``xoxe.xoxp-``) are searched
+for with :data:`DOTTED`, only in texts holding one of :data:`DOTTED_HINTS`.
+
 Order matters: the first format that full-matches a run wins, so specific formats come before generic ones
 (``sk-proj-`` and ``sk-ant-`` before the catch-all OpenAI ``sk-`` format).
 """
