@@ -36,11 +36,10 @@ def _unclaimed(
         schedules = load_schedules(session, settings)
         latest = {s.label: (s, *slot) for s in schedules.values() if (slot := s.latest_slot(now)) is not None}
         days = {d for _s, d, _at in latest.values()}
-        claimed = set(
-            session.execute(
-                select(ReminderDay.team, ReminderDay.local_date).where(ReminderDay.local_date.in_(days))
-            ).tuples()
+        rows = session.execute(
+            select(ReminderDay.team, ReminderDay.local_date).where(ReminderDay.local_date.in_(days))
         )
+        claimed = {(team, day) for team, day in rows}
     return [(s, d, at) for label, (s, d, at) in sorted(latest.items()) if (label, d) not in claimed]
 
 
