@@ -193,9 +193,9 @@ def clock_command(
     if rt.settings.slack_bot_token is not None:
         from bot.slack.api import SlackAPI
         from bot.slack.blocks.messages import notification_blocks
-        from bot.slack.delivery import SlackSender
+        from bot.slack.reminders import ReminderSender
 
-        sender = SlackSender(SlackAPI.from_settings(rt.settings), render=notification_blocks)
+        sender = ReminderSender(SlackAPI.from_settings(rt.settings), rt.database, render=notification_blocks)
     clock = Clock(rt, sender)
     if once:
         results = clock.run_once()
