@@ -25,7 +25,7 @@ from bot.reminders.schedule import TEAMLESS
 from bot.reminders.settings import ReminderSettings, reminder_settings
 from bot.reminders.types import DueKey
 from bot.runbooks import names
-from bot.runbooks.decisions import as_actor, clean
+from bot.runbooks.decisions import as_actor, clean, lock_row
 from bot.runbooks.definitions import RunbookDefinition
 from bot.runbooks.refusals import RunRefused
 
@@ -45,7 +45,8 @@ def timeline(database: Database, key_id: int, *, limit: int = 50) -> list[dict[s
 
 
 def _key_for(session: Session, key_id: int, decision: Decision, actor: Actor, policy: Policy) -> Key:
-    key = session.get(Key, key_id, with_for_update=True)
+    lock_row(session, Key, key_id)
+    key = session.scalars(select(Key).where(Key.id == key_id).with_for_update(of=Key)).first()
     if key is None or key.drill:
         raise RunRefused(f"no key #{key_id} in the registry")
     subject = Subject(
