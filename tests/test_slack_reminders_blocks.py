@@ -18,6 +18,8 @@ import pytest
 
 from bot.reminders.types import DueKey, DueState, Escalation, Reminder
 from bot.slack import ids, limits
+from bot.slack.blocks.home import app_home
+from bot.slack.blocks.key_card import key_card_blocks
 from bot.slack.blocks.reminders import (
     escalation_blocks,
     mark_rotated_modal,
@@ -26,7 +28,7 @@ from bot.slack.blocks.reminders import (
     state_text,
 )
 from bot.slack.blocks.text import blocks_to_text, view_to_text
-from tests.test_slack_blocks import INJECTIONS, validate, walk_texts
+from tests.test_slack_blocks import INJECTIONS, make_key, validate, walk_texts
 
 GOLDEN = Path(__file__).parent / "golden" / "reminders"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -127,7 +129,16 @@ CASES: dict[str, tuple[str, Build]] = {
     "escalation": ("message", lambda: escalation_blocks(escalation())),
     "modal_snooze": ("modal", lambda: snooze_modal(SNOOZED, max_days=30, day=TODAY)),
     "modal_mark_rotated": ("modal", lambda: mark_rotated_modal(NEVER, TODAY, day=TODAY)),
+    "key_card_snoozed": ("message", lambda: key_card_blocks(make_key(17), NOW, rotation=SNOOZED)),
+    "home_rotation": ("home", lambda: home_with_rotation()),
 }
+
+
+def home_with_rotation() -> dict[str, Any]:
+    """App Home's due list with the reminders' view: one key snoozed, one overdue with its next reminder."""
+    snoozed, overdue = make_key(17, "payments-sendgrid"), make_key(12)
+    due = [(snoozed, "overdue by 18 day(s)"), (overdue, "overdue by 21 day(s)")]
+    return app_home("U0OWNER1", [overdue, snoozed], due, [], [], NOW, rotation={17: SNOOZED, 12: OVERDUE})
 
 
 def check_golden(name: str, text: str) -> None:

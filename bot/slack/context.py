@@ -21,7 +21,7 @@ from bot.runbooks.overview import overview
 from bot.runtime import Runtime
 from bot.slack import ids
 from bot.slack.api import OpenedView, SlackAPI, SlackError
-from bot.slack.blocks.home import app_home
+from bot.slack.blocks.home import MAX_DUE, app_home
 from bot.slack.blocks.revoke_modal import (
     DRILL_TITLE,
     error_modal,
@@ -32,6 +32,7 @@ from bot.slack.blocks.revoke_modal import (
 )
 from bot.slack.permissions import Permissions
 from bot.slack.progress import ProgressPublisher
+from bot.slack.reminders import rotation_views
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
@@ -109,7 +110,10 @@ class SlackContext:
         now = utcnow()
         with self.runtime.database.session() as session:
             seen = overview(session, user, now)
-            view = app_home(user, seen.keys, seen.due, seen.runs, seen.incidents, now, notice=notice)
+            rotation = rotation_views(self.runtime.database, [k.id for k, _ in seen.due[:MAX_DUE]], now)
+            view = app_home(
+                user, seen.keys, seen.due, seen.runs, seen.incidents, now, notice=notice, rotation=rotation
+            )
         self.api.publish_home(user, view)
 
     def open_leak_revoke_flow(

@@ -10,6 +10,7 @@ triggers, from any process, converge on the same message.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from bot.db.base import utcnow
@@ -20,8 +21,10 @@ from bot.registry.models import Key
 from bot.reminders import delivery as reminder_delivery
 from bot.reminders import escalation as reminder_escalation
 from bot.reminders.codec import escalation_from_facts, reminder_from_facts
+from bot.reminders.due import key_due
 from bot.reminders.service import record_posted, reminder_post
 from bot.reminders.settings import reminder_settings
+from bot.reminders.types import DueKey
 from bot.runbooks import names
 from bot.runbooks.models import Run
 from bot.slack.api import SlackAPI, SlackError
@@ -32,6 +35,22 @@ log = get_logger(__name__)
 
 REMINDER_KIND = reminder_delivery.KIND
 ESCALATION_KIND = reminder_escalation.KIND
+
+
+def rotation_views(database: Database, key_ids: Iterable[int], now: datetime) -> dict[int, DueKey]:
+    """The reminders' view of some keys (state, snooze, next reminder) for App Home and the key card.
+
+    Never raises: a broken reminder setting must not take the Home tab or ``/key-owner`` down with it.
+    """
+    found: dict[int, DueKey] = {}
+    try:
+        for key_id in key_ids:
+            due = key_due(database, key_id, now)
+            if due is not None:
+                found[key_id] = due
+    except Exception:
+        log.exception("rotation state unavailable")
+    return found
 
 
 def refresh_posted(database: Database, api: SlackAPI, team: str | None, local_date: date) -> bool:

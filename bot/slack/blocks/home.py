@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,10 +11,12 @@ from slack_sdk.models.views import View
 from bot.incidents.models import Incident
 from bot.registry.models import Key
 from bot.registry.render import rotation_state
+from bot.reminders.types import DueKey
 from bot.runbooks.models import Run
 from bot.slack import ids, limits
 from bot.slack.blocks.common import Block, ago, button, chunk_lines, context, divider, header, section, when
 from bot.slack.blocks.progress import RUN_MARK
+from bot.slack.blocks.reminders import rotation_line
 
 MAX_KEYS = 25
 MAX_DUE = 10
@@ -57,9 +59,12 @@ def _incident_lines(incidents: Sequence[Incident], now: datetime) -> list[str]:
     return _capped(lines, len(incidents), MAX_INCIDENTS, "keybot runs list")
 
 
-def _due_blocks(due: Sequence[tuple[Key, str]]) -> list[Block]:
+def _due_blocks(due: Sequence[tuple[Key, str]], rotation: Mapping[int, DueKey]) -> list[Block]:
+    """Each due key with its state; the reminders' view (snoozed until, next reminder) when known."""
     blocks = []
     for index, (key, when_due) in enumerate(due[:MAX_DUE]):
+        if key.id in rotation:
+            when_due = rotation_line(rotation[key.id])
         ref = ids.ActionRef(kind="key", id=str(key.id))
         blocks.append(
             section(
@@ -89,11 +94,13 @@ def app_home(
     now: datetime,
     *,
     notice: str | None = None,
+    rotation: Mapping[int, DueKey] | None = None,
 ) -> dict[str, Any]:
     """A ``home`` view for ``views.publish``; ``due`` pairs a key with its human due text.
 
     ``notice`` answers a click on this tab (Slack gives App Home clicks no channel to answer in), so it
-    comes first, where the person who clicked is looking.
+    comes first, where the person who clicked is looking. ``rotation`` (key id → the reminders' view)
+    shows snoozes and the next reminder day of the keys due.
     """
     blocks: list[Block] = [
         header("keybot", block_id="home_header"),
@@ -112,7 +119,7 @@ def app_home(
         ),
         divider(),
         section(f"*Rotations due* ({len(due)})", block_id="home_due_title"),
-        *(_due_blocks(due) or [context("Nothing due. 🎉", block_id="home_due_empty")]),
+        *(_due_blocks(due, rotation or {}) or [context("Nothing due. 🎉", block_id="home_due_empty")]),
         divider(),
         section(f"*Your runs* ({len(my_runs)})", block_id="home_runs_title"),
         *_listing(_run_lines(my_runs), "No runs started by you.", "home_runs"),

@@ -7,8 +7,10 @@ from datetime import datetime
 
 from bot.registry.models import Key, OwnerRole
 from bot.registry.render import key_card
+from bot.reminders.types import DueKey
 from bot.slack import limits
 from bot.slack.blocks.common import Block, button, chunk_lines, context, fields, header, section, when
+from bot.slack.blocks.reminders import rotation_line
 from bot.slack.ids import OPEN_REVOKE, ActionRef
 
 MAX_CANDIDATES_SHOWN = 20
@@ -24,9 +26,12 @@ def _mentions(users: Sequence[str], empty: str) -> str:
     return ", ".join(limits.mention(u) for u in users) or empty
 
 
-def _card_values(key: Key, now: datetime) -> dict[str, str]:
-    """The registry's key card, with people and channels turned into mentions and ids into code spans."""
+def _card_values(key: Key, now: datetime, rotation: DueKey | None = None) -> dict[str, str]:
+    """The registry's key card, with people and channels turned into mentions and ids into code spans;
+    with the reminders' view of the key (``rotation``), its state, any snooze and the next reminder."""
     values = {label: limits.mrkdwn(value, 500) for label, value in key_card(key, now)}
+    if rotation is not None:
+        values["Rotation"] = rotation_line(rotation)
     values["Owners"] = _mentions(key.owner_ids(OwnerRole.OWNER), "nobody (unowned)")
     values["Backups"] = _mentions(key.owner_ids(OwnerRole.BACKUP), "none")
     if key.redacted:
@@ -52,9 +57,11 @@ FIELD_ORDER = (
 )
 
 
-def key_card_blocks(key: Key, now: datetime, traffic: str | None = None) -> list[Block]:
+def key_card_blocks(
+    key: Key, now: datetime, traffic: str | None = None, rotation: DueKey | None = None
+) -> list[Block]:
     """Header, ten facts, consumers, traffic and a footer: what on-call checks before revoking."""
-    values = _card_values(key, now)
+    values = _card_values(key, now, rotation)
     drill = is_drill(key)
     blocks = [
         header(f"{'🧪 ' if drill else '🔑 '}{key.name}", block_id="key_header"),
@@ -111,6 +118,7 @@ def key_owner_reply(
     suggestions: Sequence[str] = (),
     query_was_secret: bool = False,
     traffic: str | None = None,
+    rotation: DueKey | None = None,
 ) -> tuple[str, list[Block]]:
     """The ephemeral ``/key-owner`` answer: one card, a list to choose from, or close names.
 
@@ -120,7 +128,7 @@ def key_owner_reply(
         key = matches[0]
         owners = ", ".join(key.owner_ids(OwnerRole.OWNER)) or "nobody"
         text = limits.mrkdwn(f"{key.name} ({key.environment}) is owned by {owners}", limits.FALLBACK_TEXT)
-        blocks = key_card_blocks(key, now, traffic)
+        blocks = key_card_blocks(key, now, traffic, rotation)
         if query_was_secret:
             revoke = button(
                 "Revoke & replace…", OPEN_REVOKE, ActionRef(kind="key", id=str(key.id)), style="danger"

@@ -92,6 +92,11 @@ def next_reminder_text(key: DueKey) -> str:
     return f"next reminder {key.next_reminder.isoformat()}" if key.next_reminder else "no reminder scheduled"
 
 
+def rotation_line(key: DueKey) -> str:
+    """State, policy and the next reminder day in one line: the key card's and App Home's rotation text."""
+    return f"{state_text(key)} · every {_days(key.rotation_days)} · {next_reminder_text(key)}"
+
+
 def _key_title(key: DueKey) -> str:
     return f"*{limits.mrkdwn(key.name, 200)}* ({limits.mrkdwn(key.environment, 40)})"
 

@@ -11,6 +11,7 @@ from bot.registry.service import lookup
 from bot.runbooks import names, service
 from bot.slack.blocks.key_card import key_owner_reply
 from bot.slack.context import MAX_COMMAND_TEXT, SlackContext
+from bot.slack.reminders import rotation_views
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -33,12 +34,14 @@ def register(app: App, ctx: SlackContext) -> None:
         with rt.database.session() as session:
             result = lookup(session, query, rt.fingerprinter)
             traffic = ctx.traffic(result.matches[0]) if result.unique else None
+            unique = [result.unique.id] if result.unique else []
             text, blocks = key_owner_reply(
                 result.matches[:50],
                 utcnow(),
                 suggestions=result.suggestions,
                 query_was_secret=result.query_was_secret,
                 traffic=traffic,
+                rotation=rotation_views(rt.database, unique, utcnow()).get(unique[0]) if unique else None,
             )
         ctx.tell(body, text, blocks)
 
