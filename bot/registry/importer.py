@@ -214,7 +214,10 @@ def parse_yaml(text: str, source: str = "registry.yaml") -> ParsedRegistry:
 
 
 CSV_LIST_FIELDS = ("owners", "backups", "tags")
-CSV_TEAM_FIELDS = {"team_channel": "channel", "team_manager": "manager"}
+CSV_TEAM_FIELDS = {
+    "team_channel": "channel", "team_manager": "manager", "team_rotation_days": "rotation_days",
+    "team_timezone": "timezone", "team_reminder_time": "reminder_time", "team_reminder_days": "reminder_days",
+}  # fmt: skip
 
 
 def _csv_consumers(cell: str) -> list[dict[str, str]]:

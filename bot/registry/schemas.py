@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
@@ -73,6 +74,18 @@ class TeamRecord(BaseModel):
     name: Name
     channel: Plain | None = None
     manager: Plain | None = None
+    rotation_days: int | None = Field(None, ge=1, le=3650)
+    timezone: Plain | None = Field(None, max_length=64)  # rotation reminders: IANA zone, HH:MM, weekdays
+    reminder_time: Plain | None = None
+    reminder_days: Plain | None = Field(None, max_length=32)
+
+    @field_validator("timezone", "reminder_time", "reminder_days")
+    @classmethod
+    def _schedule(cls, value: str | None, info: ValidationInfo) -> str | None:
+        from bot.reminders.schedule import check_team_schedule
+
+        check_team_schedule(**{info.field_name or "": value})
+        return value
 
     @field_validator("channel")
     @classmethod

@@ -261,6 +261,9 @@ def apply_import(
     return summary
 
 
+TEAM_SCHEDULE = ("rotation_days", "timezone", "reminder_time", "reminder_days")  # kept when left out
+
+
 def _upsert_teams(session: Session, parsed: ParsedRegistry) -> dict[str, int]:
     existing_teams = {t.name: t for t in session.scalars(select(Team))}
     for team in parsed.teams:
@@ -271,6 +274,9 @@ def _upsert_teams(session: Session, parsed: ParsedRegistry) -> dict[str, int]:
             existing_teams[team.name] = row
         row.slack_channel = team.channel or row.slack_channel
         row.manager_slack_id = team.manager or row.manager_slack_id
+        for name in TEAM_SCHEDULE:
+            if getattr(team, name) is not None:
+                setattr(row, name, getattr(team, name))
     session.flush()
     return {name: team.id for name, team in existing_teams.items()}
 
@@ -360,6 +366,7 @@ def export_records(session: Session) -> dict[str, Any]:
             for k, v in {"name": t.name, "channel": t.slack_channel, "manager": t.manager_slack_id}.items()
             if v
         }
+        | {f: getattr(t, f) for f in TEAM_SCHEDULE if getattr(t, f) is not None}
         for t in session.scalars(select(Team).order_by(Team.name))
     ]
     keys = [

@@ -44,14 +44,16 @@ def parse_reminder_days(value: str) -> frozenset[int]:
     return frozenset(DAY_NAMES.index(n) for n in names)
 
 
-def check_team_schedule(timezone: str | None, reminder_time: str | None, days: str | None) -> None:
+def check_team_schedule(
+    timezone: str | None = None, reminder_time: str | None = None, reminder_days: str | None = None
+) -> None:
     """Raise ValueError for the first bad field (used by the registry importer)."""
     if timezone is not None:
         check_timezone(timezone)
     if reminder_time is not None:
         parse_reminder_time(reminder_time)
-    if days is not None:
-        parse_reminder_days(days)
+    if reminder_days is not None:
+        parse_reminder_days(reminder_days)
 
 
 @dataclass(frozen=True)
