@@ -20,14 +20,20 @@ from bot.registry.models import Key
 from bot.reminders import service
 from bot.reminders.delivery import reminder_for, schedule_of, send_reminder
 from bot.reminders.due import key_due
+from bot.reminders.escalation import enqueue_escalation
 from bot.reminders.models import KeyEvent, KeySnooze
 from bot.reminders.settings import reminder_settings
-from bot.reminders.types import DueState
+from bot.reminders.types import DueState, Escalation
 from bot.runbooks.models import Run, RunStatus
 from bot.slack import ids
 from tests.slack_world import SlackWorld, serving
 from tests.standins.slack_api import SlackStandin
-from tests.standins.slack_payloads import block_actions_body, view_submission_body
+from tests.standins.slack_payloads import (
+    block_actions_body,
+    event_callback_body,
+    slash_command_body,
+    view_submission_body,
+)
 from tests.world import World, unique_name
 
 OWNER, OUTSIDER = "U0OWNER01", "U0OUTSID1"
@@ -308,3 +314,65 @@ def test_a_form_for_a_key_that_is_gone_gets_an_error(sw: SlackWorld) -> None:
     assert sw.post(click(sw, ids.REMINDER_SNOOZE, 99_999, OWNER)).status == 200
     sw.wait(lambda: "no longer active" in answers(sw, OWNER), what="the answer")
     assert opened_views(sw) == []
+
+
+# --- delivery, App Home and /key-owner --------------------------------------------------------------------
+
+
+def test_the_days_reminder_is_posted_with_its_buttons_once(sw: SlackWorld) -> None:
+    key_id, name, team = overdue_key(sw)
+    day = reminder_day(sw, team)
+    channel, ts = post_reminder(sw, team, day)
+    sw.ctx.worker.deliver()  # a second delivery pass posts nothing more
+    posted = [m for m in sw.slack.messages(channel) if "Rotation reminder" in m.get("text", "")]
+    assert [m["ts"] for m in posted] == [ts]
+    actions = [e for b in posted[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [e["action_id"] for e in actions] == [
+        ids.REMINDER_ROTATE,
+        ids.REMINDER_SNOOZE,
+        ids.REMINDER_MARK_ROTATED,
+    ]
+    assert {e["value"] for e in actions} == {ids.reminder_ref(key_id, day).encode()}
+    assert f"<@{OWNER}>" in json.dumps(posted[0]["blocks"]) and name in posted[0]["text"] + json.dumps(posted)
+
+
+def test_the_escalation_reaches_the_manager_as_a_dm_with_each_key(sw: SlackWorld) -> None:
+    key_id, name, team = overdue_key(sw)
+    due = key_due(sw.world.database, key_id, utcnow())
+    assert due is not None
+    escalation = Escalation(team, "U0MANAGER1", "2026-W48", (due,), ())
+    with sw.world.database.session() as session:
+        assert enqueue_escalation(session, escalation, utcnow())
+    sw.ctx.worker.deliver()
+    (dm,) = sw.slack.messages("U0MANAGER1")
+    text = json.dumps(dm["blocks"])
+    assert "Overdue key rotations" in text and name in text and f"<@{OWNER}>" in text
+    assert f"overdue by *{due.days_overdue} days*" in text
+
+
+def home_text(sw: SlackWorld, user: str) -> str:
+    views = [c.args["view"] for c in sw.slack.calls_to("views.publish") if c.args.get("user_id") == user]
+    return json.dumps(views[-1]) if views else ""
+
+
+def test_app_home_and_key_owner_show_the_snooze_and_the_next_reminder(sw: SlackWorld) -> None:
+    key_id, name, _ = overdue_key(sw)
+    service.snooze(
+        sw.world.database, key_id, OWNER, days=7, reason="vendor migration", policy=sw.ctx.runtime.policy
+    )
+    due = key_due(sw.world.database, key_id, utcnow())
+    assert due is not None and due.snoozed_until is not None and due.next_reminder is not None
+    until = due.snoozed_until.date().isoformat()
+
+    assert (
+        sw.post(event_callback_body({"type": "app_home_opened", "user": OWNER, "tab": "home"})).status == 200
+    )
+    sw.wait(lambda: name in home_text(sw, OWNER), what="App Home")
+    assert f"snoozed until {until}" in home_text(sw, OWNER)
+    assert f"next reminder {due.next_reminder.isoformat()}" in home_text(sw, OWNER)
+
+    url = sw.slack.response_url("card")
+    assert sw.post(slash_command_body("/key-owner", name, user_id=OWNER, response_url=url)).status == 200
+    sw.wait(lambda: bool(sw.slack.response_posts.get("card")), what="the key card")
+    card = json.dumps(sw.slack.response_posts["card"])
+    assert f"snoozed until {until}" in card and f"next reminder {due.next_reminder.isoformat()}" in card

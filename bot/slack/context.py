@@ -21,7 +21,7 @@ from bot.runbooks.overview import overview
 from bot.runtime import Runtime
 from bot.slack import ids
 from bot.slack.api import OpenedView, SlackAPI, SlackError
-from bot.slack.blocks.home import MAX_DUE, app_home
+from bot.slack.blocks.home import app_home
 from bot.slack.blocks.revoke_modal import (
     DRILL_TITLE,
     error_modal,
@@ -32,7 +32,7 @@ from bot.slack.blocks.revoke_modal import (
 )
 from bot.slack.permissions import Permissions
 from bot.slack.progress import ProgressPublisher
-from bot.slack.reminders import rotation_views
+from bot.slack.reminders import home_due, rotation_views
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
@@ -110,9 +110,10 @@ class SlackContext:
         now = utcnow()
         with self.runtime.database.session() as session:
             seen = overview(session, user, now)
-            rotation = rotation_views(self.runtime.database, [k.id for k, _ in seen.due[:MAX_DUE]], now)
+            rotation = rotation_views(self.runtime.database, [k.id for k in seen.keys], now)
+            due = home_due(seen.keys, seen.due, rotation)
             view = app_home(
-                user, seen.keys, seen.due, seen.runs, seen.incidents, now, notice=notice, rotation=rotation
+                user, seen.keys, due, seen.runs, seen.incidents, now, notice=notice, rotation=rotation
             )
         self.api.publish_home(user, view)
 
@@ -131,8 +132,8 @@ class SlackContext:
     def _fill_leak_revoke_view(
         self, body: dict[str, Any], user: str, incident_id: int, fingerprint: str, opened: OpenedView
     ) -> None:
-        rt = self.runtime
-        try:
+        def build() -> dict[str, Any]:
+            rt = self.runtime
             target = revoke_target(
                 rt.database,
                 rt.toolkit.providers,
@@ -142,17 +143,11 @@ class SlackContext:
                 actor=self.permissions.actor(user),
             )
             if target.key_id is not None:
-                view = self.revoke_view_for(user, f"#{target.key_id}")
-            else:
-                log.info("leaked secret not revoked through keybot", incident=incident_id, user=user)
-                view = error_modal("Not allowed" if target.refused else "Revoke it by hand", target.message)
-        except Exception:
-            log.exception("leak revoke form failed")
-            view = error_modal("Something went wrong", "keybot hit an internal error; nothing was changed.")
-        try:
-            self.api.update_view(opened.id, view, hash=opened.hash)
-        except SlackError as error:
-            self.tell(body, f"keybot could not show the form: {error.explanation}")
+                return self.revoke_view_for(user, f"#{target.key_id}")
+            log.info("leaked secret not revoked through keybot", incident=incident_id, user=user)
+            return error_modal("Not allowed" if target.refused else "Revoke it by hand", target.message)
+
+        self._fill(body, opened, build)
 
     def traffic(self, key: Key) -> str | None:
         """The last hour of traffic for the key card, when the provider can say; never blocks the flow."""
@@ -218,8 +213,12 @@ class SlackContext:
         self.later(self._fill_revoke_view, body, user, text, opened)
 
     def _fill_revoke_view(self, body: dict[str, Any], user: str, text: str, opened: OpenedView) -> None:
+        self._fill(body, opened, lambda: self.revoke_view_for(user, text))
+
+    def _fill(self, body: dict[str, Any], opened: OpenedView, build: Callable[[], dict[str, Any]]) -> None:
+        """Replace the "Loading…" modal with what `build` makes; a failure becomes a modal saying so."""
         try:
-            view = self.revoke_view_for(user, text)
+            view = build()
         except Exception:
             log.exception("revoke form failed")
             view = error_modal("Something went wrong", "keybot hit an internal error; nothing was changed.")

@@ -10,7 +10,7 @@ triggers, from any process, converge on the same message.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 from bot.db.base import utcnow
@@ -21,36 +21,61 @@ from bot.registry.models import Key
 from bot.reminders import delivery as reminder_delivery
 from bot.reminders import escalation as reminder_escalation
 from bot.reminders.codec import escalation_from_facts, reminder_from_facts
-from bot.reminders.due import key_due
+from bot.reminders.due import due_query, load_schedules, owners_of, shape
 from bot.reminders.service import record_posted, reminder_post
 from bot.reminders.settings import reminder_settings
-from bot.reminders.types import DueKey
+from bot.reminders.types import DueKey, DueState
 from bot.runbooks import names
 from bot.runbooks.models import Run
 from bot.slack.api import SlackAPI, SlackError
-from bot.slack.blocks.reminders import escalation_blocks, escalation_text, reminder_blocks, reminder_text
+from bot.slack.blocks.reminders import (
+    escalation_blocks,
+    escalation_text,
+    reminder_blocks,
+    reminder_text,
+    rotation_line,
+)
 from bot.slack.delivery import Renderer, SlackSender, notification_metadata
 
 log = get_logger(__name__)
 
 REMINDER_KIND = reminder_delivery.KIND
 ESCALATION_KIND = reminder_escalation.KIND
+MAX_VIEWS = 500  # App Home lists at most 200 keys (bot/runbooks/overview.py)
 
 
 def rotation_views(database: Database, key_ids: Iterable[int], now: datetime) -> dict[int, DueKey]:
-    """The reminders' view of some keys (state, snooze, next reminder) for App Home and the key card.
+    """The reminders' view of some keys (state, snooze, next reminder) for App Home and the key card:
+    the domain's due query narrowed to these keys, so any number of keys costs three queries.
 
     Never raises: a broken reminder setting must not take the Home tab or ``/key-owner`` down with it.
     """
-    found: dict[int, DueKey] = {}
+    wanted = list(key_ids)[:MAX_VIEWS]
+    if not wanted:
+        return {}
     try:
-        for key_id in key_ids:
-            due = key_due(database, key_id, now)
-            if due is not None:
-                found[key_id] = due
+        settings = reminder_settings()
+        with database.session() as session:
+            dialect = session.get_bind().dialect.name
+            rows = session.execute(due_query(dialect, settings).where(Key.id.in_(wanted))).all()
+            owners = owners_of(session, [row[0] for row in rows])
+            schedules = load_schedules(session, settings)
+        return {k.key_id: k for k in shape(rows, owners, now, settings.horizon_days, schedules)}
     except Exception:
         log.exception("rotation state unavailable")
-    return found
+        return {}
+
+
+def home_due(
+    keys: Sequence[Key], registry_due: Sequence[tuple[Key, str]], rotation: Mapping[int, DueKey]
+) -> list[tuple[Key, str]]:
+    """App Home's "Rotations due": the keys the reminders list or snoozed (team and environment defaults
+    included), oldest due first; the registry's own list when the reminders' view is unavailable."""
+    if not rotation:
+        return list(registry_due)
+    listed = [k for k in keys if k.id in rotation and rotation[k.id].state is not DueState.OK]
+    listed.sort(key=lambda k: (rotation[k.id].due_at, k.id))
+    return [(k, rotation_line(rotation[k.id])) for k in listed]
 
 
 def refresh_posted(database: Database, api: SlackAPI, team: str | None, local_date: date) -> bool:

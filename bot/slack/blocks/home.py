@@ -30,10 +30,11 @@ def _capped(lines: list[str], total: int, shown: int, see: str) -> list[str]:
     return lines
 
 
-def _key_lines(user_id: str, keys: Sequence[Key], now: datetime) -> list[str]:
+def _key_lines(user_id: str, keys: Sequence[Key], now: datetime, rotation: Mapping[int, DueKey]) -> list[str]:
     lines = [
         f"• *{limits.mrkdwn(k.name, 200)}* · {limits.mrkdwn(k.environment, 40)} · "
-        f"{limits.mrkdwn(k.status.value, 20)} · {limits.mrkdwn(rotation_state(k, now), 100)}"
+        f"{limits.mrkdwn(k.status.value, 20)} · "
+        + (rotation_line(rotation[k.id]) if k.id in rotation else limits.mrkdwn(rotation_state(k, now), 100))
         for k in keys[:MAX_KEYS]
     ]
     return _capped(lines, len(keys), MAX_KEYS, f"keybot registry list --owner {user_id}")
@@ -63,13 +64,11 @@ def _due_blocks(due: Sequence[tuple[Key, str]], rotation: Mapping[int, DueKey]) 
     """Each due key with its state; the reminders' view (snoozed until, next reminder) when known."""
     blocks = []
     for index, (key, when_due) in enumerate(due[:MAX_DUE]):
-        if key.id in rotation:
-            when_due = rotation_line(rotation[key.id])
+        shown = rotation_line(rotation[key.id]) if key.id in rotation else limits.mrkdwn(when_due, 200)
         ref = ids.ActionRef(kind="key", id=str(key.id))
         blocks.append(
             section(
-                f"*{limits.mrkdwn(key.name, 200)}* ({limits.mrkdwn(key.environment, 40)}): "
-                f"{limits.mrkdwn(when_due, 200)}",
+                f"*{limits.mrkdwn(key.name, 200)}* ({limits.mrkdwn(key.environment, 40)}): {shown}",
                 block_id=f"home_due_{index}",
                 accessory=button("Rotate now", ids.ROTATE_NOW, ref),
             )
@@ -113,7 +112,7 @@ def app_home(
         divider(),
         section(f"*Your keys* ({len(my_keys)})", block_id="home_keys_title"),
         *_listing(
-            _key_lines(user_id, my_keys, now),
+            _key_lines(user_id, my_keys, now, rotation or {}),
             "You own no keys in the registry. Ask your team lead to add you as an owner.",
             "home_keys",
         ),
