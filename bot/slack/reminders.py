@@ -21,7 +21,7 @@ from bot.registry.models import Key
 from bot.reminders import delivery as reminder_delivery
 from bot.reminders import escalation as reminder_escalation
 from bot.reminders.codec import escalation_from_facts, reminder_from_facts
-from bot.reminders.due import due_query, load_schedules, owners_of, shape
+from bot.reminders.due import due_query, load_schedules, shape
 from bot.reminders.service import record_posted, reminder_post
 from bot.reminders.settings import reminder_settings
 from bot.reminders.types import DueKey, DueState
@@ -46,7 +46,7 @@ MAX_VIEWS = 500  # App Home lists at most 200 keys (bot/runbooks/overview.py)
 
 def rotation_views(database: Database, key_ids: Iterable[int], now: datetime) -> dict[int, DueKey]:
     """The reminders' view of some keys (state, snooze, next reminder) for App Home and the key card:
-    the domain's due query narrowed to these keys, so any number of keys costs three queries.
+    the domain's due query narrowed to these keys, so any number of keys costs two queries.
 
     Never raises: a broken reminder setting must not take the Home tab or ``/key-owner`` down with it.
     """
@@ -58,9 +58,8 @@ def rotation_views(database: Database, key_ids: Iterable[int], now: datetime) ->
         with database.session() as session:
             dialect = session.get_bind().dialect.name
             rows = session.execute(due_query(dialect, settings).where(Key.id.in_(wanted))).all()
-            owners = owners_of(session, [row[0] for row in rows])
             schedules = load_schedules(session, settings)
-        return {k.key_id: k for k in shape(rows, owners, now, settings.horizon_days, schedules)}
+        return {k.key_id: k for k in shape(rows, now, settings.horizon_days, schedules)}
     except Exception:
         log.exception("rotation state unavailable")
         return {}
