@@ -235,6 +235,15 @@ def test_a_bad_snooze_form_gets_field_errors_and_changes_nothing(
     assert rows(sw, key_id) == before
 
 
+@pytest.mark.parametrize("action", [ids.REMINDER_SNOOZE, ids.REMINDER_MARK_ROTATED])
+def test_someone_who_may_not_is_told_before_any_form_opens(sw: SlackWorld, action: str) -> None:
+    key_id, name, _ = overdue_key(sw)
+    assert sw.post(click(sw, action, key_id, OUTSIDER)).status == 200
+    sw.wait(lambda: "Who may" in answers(sw, OUTSIDER), what="the refusal")
+    assert name in answers(sw, OUTSIDER) and "owner" in answers(sw, OUTSIDER)
+    assert opened_views(sw) == []
+
+
 def test_snooze_is_refused_for_someone_who_may_not(sw: SlackWorld) -> None:
     key_id, _, _ = overdue_key(sw)
     before = rows(sw, key_id)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt import Ack, App
 
+from bot.access.policy import Decision
 from bot.db.base import utcnow
 from bot.log import get_logger
 from bot.registry.models import Key
@@ -150,12 +151,25 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ctx.later(rotate, body, user, key_id)
 
-    def due_or_refuse(body: dict[str, Any], action: str) -> tuple[DueKey, ids.ActionRef] | None:
-        _, ref = _clicked(body)
+    def due_or_refuse(
+        body: dict[str, Any], action: str, decision: Decision
+    ) -> tuple[DueKey, ids.ActionRef] | None:
+        """The key's rotation state for the form, or None after telling the person why there is no form
+        (a stale button, a key no longer active, or someone who may not: refused before they type)."""
+        user, ref = _clicked(body)
         key_id = _key_id(ref)
-        due = key_due(rt.database, key_id, utcnow()) if key_id is not None else None
-        if due is None or ref is None:
-            ctx.refuse(body, STALE if key_id is None else "That key is no longer active.", action=action)
+        if key_id is None or ref is None:
+            ctx.refuse(body, STALE, action=action)
+            return None
+        with rt.database.session() as session:
+            key = session.get(Key, key_id)
+            verdict = ctx.permissions.may(decision, user, key) if key is not None else None
+        if verdict is not None and not verdict:
+            ctx.refuse(body, verdict.why, action=action)
+            return None
+        due = key_due(rt.database, key_id, utcnow()) if verdict is not None else None
+        if due is None:
+            ctx.refuse(body, "That key is no longer active.", action=action)
             return None
         return due, ref
 
@@ -169,7 +183,7 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action(ids.REMINDER_SNOOZE)
     def snooze(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        found = due_or_refuse(body, ids.REMINDER_SNOOZE)
+        found = due_or_refuse(body, ids.REMINDER_SNOOZE, Decision.SNOOZE)
         if found is not None:
             due, ref = found
             max_days = reminder_settings().max_snooze_days
@@ -178,7 +192,7 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.action(ids.REMINDER_MARK_ROTATED)
     def mark_rotated(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        found = due_or_refuse(body, ids.REMINDER_MARK_ROTATED)
+        found = due_or_refuse(body, ids.REMINDER_MARK_ROTATED, Decision.MARK_ROTATED)
         if found is not None:
             due, ref = found
             try:
