@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.registry", "bench.engine", "bench.slack_ack", "bench.cli_start"]
+BENCHMARKS = ["bench.registry", "bench.engine", "bench.slack_ack", "bench.cli_start", "bench.reminders"]
 
 
 def main(selected: list[str]) -> None:

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from bot.db.base import utcnow
 from bot.db.session import Database
 from bot.db.upsert import insert_unless_present
-from bot.notifications.models import Notification
-from bot.notifications.service import Message, insert_outbox_rows, outbox_rows
+from bot.log import get_logger
+from bot.notifications.models import Notification, NotificationStatus
+from bot.notifications.service import insert_outbox_rows
 from bot.registry.models import Key
 from bot.reminders.codec import reminder_from_facts, reminder_json
 from bot.reminders.due import due_keys, load_schedules
@@ -26,8 +27,11 @@ from bot.reminders.schedule import TEAMLESS, TeamSchedule
 from bot.reminders.settings import ReminderSettings, reminder_settings
 from bot.reminders.types import DueKey, DueState, Reminder
 from bot.runbooks.refusals import RunRefused
+from bot.secrets import redact
 
 KIND = "rotation_reminder"
+NO_CHANNEL = "give the team a channel, or set KEYBOT_REMINDER_FALLBACK_CHANNEL or KEYBOT_SECURITY_CHANNEL"
+log = get_logger(__name__)
 
 
 def dedupe_key(team: str | None, local_date: date) -> str:
@@ -104,6 +108,23 @@ def reminder_text(reminder: Reminder) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
+def outbox_row(reminder: Reminder, dedupe: str) -> dict[str, Any]:
+    """The notification row for a reminder. Only the key names are free text, so only they (and the
+    subject and body) go through the redactor: walking every date and id of a 500-key message with
+    `redact_obj` would cost more than the whole due computation."""
+    subject, body = reminder_text(reminder)
+    facts = reminder_json(reminder)
+    for key in facts["keys"]:
+        key["name"] = redact(key["name"])
+    now = utcnow()
+    return {
+        "dedupe_key": dedupe, "incident_id": None, "run_id": None, "kind": KIND,
+        "recipient": reminder.channel, "subject": redact(subject)[:300], "body": redact(body),
+        "facts": {"reminder": facts}, "status": NotificationStatus.PENDING, "attempts": 0,
+        "created_at": now, "next_attempt_at": now,
+    }  # fmt: skip
+
+
 def claim_and_enqueue(
     session: Session, team: str | None, local_date: date, reminder: Reminder | None, *, late: bool
 ) -> int | None:
@@ -120,13 +141,12 @@ def claim_and_enqueue(
     ).all()
     if not claimed:
         return None
-    if reminder is None or not reminder.channel:
+    if reminder is None:
         return 0
-    subject, body = reminder_text(reminder)
-    message = Message(KIND, reminder.channel, subject, body, {"reminder": reminder_json(reminder)})
-    rows = outbox_rows([message], dedupe_prefix="reminder", incident_id=None, run_id=None)
-    rows[0]["dedupe_key"] = dedupe_key(team, local_date)
-    if not insert_outbox_rows(session, rows):
+    if not reminder.channel:
+        log.warning("rotation reminder not sent: no channel", team=label, hint=NO_CHANNEL)
+        return 0
+    if not insert_outbox_rows(session, [outbox_row(reminder, dedupe_key(team, local_date))]):
         return None
     notification_id = session.scalars(
         select(Notification.id).where(Notification.dedupe_key == dedupe_key(team, local_date))

@@ -7,12 +7,11 @@ those rows into `DueKey`s.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, select
+from sqlalchemy import ColumnElement, DateTime, Select, String, func, literal, select, type_coerce
 from sqlalchemy.orm import Session
 
 from bot.db.session import Database
@@ -24,7 +23,6 @@ from bot.reminders.settings import ReminderSettings, reminder_settings
 from bot.reminders.types import DueKey, DueState
 
 ALL_TEAMS = None
-OWNER_CHUNK = 5000
 
 
 def load_schedules(session: Session, settings: ReminderSettings) -> dict[str | None, TeamSchedule]:
@@ -51,6 +49,20 @@ def load_schedules(session: Session, settings: ReminderSettings) -> dict[str | N
     return schedules
 
 
+def _instant_sql(dialect: str, moment: ColumnElement[Any]) -> ColumnElement[Any]:
+    """An instant fetched without the per-value UTC decorator: SQLite's stored text (parsed in one C call
+    by `_instant`), PostgreSQL's own timestamptz. Exact to the microsecond, unlike an epoch float."""
+    if dialect == "sqlite":
+        return type_coerce(moment, String())
+    return type_coerce(moment, DateTime(timezone=True))
+
+
+def _instant(value: str | datetime) -> datetime:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
 def _due_at_sql(dialect: str, days: ColumnElement[Any]) -> ColumnElement[Any]:
     """The due instant as something the database can compare and sort (a Julian day on SQLite)."""
     if dialect == "sqlite":
@@ -62,6 +74,18 @@ def _limit_sql(dialect: str, limit: datetime) -> ColumnElement[Any]:
     if dialect == "sqlite":
         return func.julianday(literal(limit.strftime("%Y-%m-%d %H:%M:%S.%f")))
     return literal(limit)
+
+
+def _owners_sql(dialect: str) -> ColumnElement[Any]:
+    """The key's owners as one comma-separated string (Slack ids hold no comma)."""
+    users = KeyOwner.slack_user_id
+    joined = func.group_concat(users, ",") if dialect == "sqlite" else func.string_agg(users, ",")
+    return (
+        select(joined)
+        .where(KeyOwner.key_id == Key.id, KeyOwner.role == OwnerRole.OWNER)
+        .correlate(Key)
+        .scalar_subquery()
+    )
 
 
 def due_query(
@@ -93,10 +117,11 @@ def due_query(
             Key.environment,
             Team.name,
             days,
-            Key.last_rotated_at,
-            Key.created_at,
+            _instant_sql(dialect, counted_from_sql()),
+            Key.last_rotated_at.is_(None),
             snoozes.c.until,
             snoozes.c.snoozes,
+            _owners_sql(dialect),
         )
         .outerjoin(Team, Team.id == Key.team_id)
         .outerjoin(snoozes, snoozes.c.key_id == Key.id)
@@ -114,29 +139,6 @@ def due_query(
     return query
 
 
-def owners_of(session: Session, key_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
-    """Owners (Slack ids) of the given keys, in chunks so any number of keys fits one parameter list."""
-    ids = list(key_ids)
-    found: dict[int, list[str]] = defaultdict(list)
-    for start in range(0, len(ids), OWNER_CHUNK):
-        rows = session.execute(
-            select(KeyOwner.key_id, KeyOwner.slack_user_id)
-            .where(KeyOwner.key_id.in_(ids[start : start + OWNER_CHUNK]), KeyOwner.role == OwnerRole.OWNER)
-            .order_by(KeyOwner.id)
-        )
-        for key_id, user in rows:
-            found[key_id].append(user)
-    return {key_id: tuple(users) for key_id, users in found.items()}
-
-
-def _state(due_at: datetime, snoozed_until: datetime | None, now: datetime, horizon: int) -> DueState:
-    if due_at > now + timedelta(days=horizon):
-        return DueState.OK
-    if snoozed_until is not None and snoozed_until > now:
-        return DueState.SNOOZED
-    return DueState.OVERDUE if due_at <= now else DueState.DUE_SOON
-
-
 def _next_reminder(
     schedule: TeamSchedule | None,
     due_at: datetime,
@@ -152,37 +154,46 @@ def _next_reminder(
 
 def shape(
     rows: Iterable[Any],
-    owners: dict[int, tuple[str, ...]],
     now: datetime,
     horizon: int,
     schedules: dict[str | None, TeamSchedule] | None = None,
 ) -> list[DueKey]:
     """Rows of `due_query` as DueKeys; with `schedules`, each key's next reminder day is filled in."""
     shaped = []
-    for key_id, name, env, team, days, last_rotated, created, until, snoozes in rows:
-        counted = last_rotated or created
-        due_at = counted + timedelta(days=int(days))
+    soon, day = now + timedelta(days=horizon), timedelta(days=1)
+    periods: dict[int, timedelta] = {}  # a handful of distinct policies: build each timedelta once
+    for key_id, name, env, team, days, counted_at, never, until, snoozes, owners in rows:
+        counted = _instant(counted_at)
+        period = periods.get(days)
+        if period is None:
+            period = periods[days] = timedelta(days=days)
+        due_at = counted + period
         active_until = until if until is not None and until > now else None
+        if due_at > soon:
+            state = DueState.OK
+        elif active_until is not None:
+            state = DueState.SNOOZED
+        else:
+            state = DueState.OVERDUE if due_at <= now else DueState.DUE_SOON
+        next_reminder = None
+        if schedules is not None:
+            next_reminder = _next_reminder(schedules.get(team), due_at, active_until, now, horizon)
         shaped.append(
             DueKey(
-                key_id=key_id,
-                name=name,
-                environment=env,
-                team=team,
-                owners=owners.get(key_id, ()),
-                rotation_days=int(days),
-                counted_from=counted,
-                never_rotated=last_rotated is None,
-                due_at=due_at,
-                days_overdue=(now - due_at) // timedelta(days=1),
-                state=_state(due_at, active_until, now, horizon),
-                snoozed_until=active_until,
-                snooze_count=int(snoozes or 0),
-                next_reminder=_next_reminder(
-                    schedules.get(team) if schedules is not None else None, due_at, active_until, now, horizon
-                )
-                if schedules is not None
-                else None,
+                key_id,
+                name,
+                env,
+                team,
+                tuple(owners.split(",")) if owners else (),
+                days,
+                counted,
+                bool(never),
+                due_at,
+                (now - due_at) // day,
+                state,
+                active_until,
+                snoozes or 0,
+                next_reminder,
             )
         )
     return shaped
@@ -207,10 +218,9 @@ def due_keys(
     limit = None if horizon_days is None else now + timedelta(days=horizon_days)
     with database.session() as session:
         dialect = session.get_bind().dialect.name
-        rows = session.execute(due_query(dialect, settings, team=team, limit=limit)).all()
-        owners = owners_of(session, (row[0] for row in rows))
+        rows = session.connection().execute(due_query(dialect, settings, team=team, limit=limit)).all()
         schedules = load_schedules(session, settings) if next_reminders else None
-    return shape(rows, owners, now, horizon, schedules)
+    return shape(rows, now, horizon, schedules)
 
 
 def key_due(
@@ -221,7 +231,6 @@ def key_due(
     with database.session() as session:
         dialect = session.get_bind().dialect.name
         rows = session.execute(due_query(dialect, settings, key_id=key_id)).all()
-        owners = owners_of(session, [key_id]) if rows else {}
         schedules = load_schedules(session, settings)
-    shaped = shape(rows, owners, now, settings.horizon_days, schedules)
+    shaped = shape(rows, now, settings.horizon_days, schedules)
     return shaped[0] if shaped else None
