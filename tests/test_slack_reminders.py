@@ -144,6 +144,7 @@ def test_rotate_now_starts_the_rotation_and_the_days_message_shows_it_done(sw: S
     assert sw.post(click(sw, ids.REMINDER_ROTATE, key_id, OWNER, day)).status == 200
     sw.wait(lambda: "started" in answers(sw, OWNER), what="the clicker's answer")
     assert f"Rotation of {name} started (run `{sw.latest_run().id}`)" in answers(sw, OWNER)
+    assert "|follow its progress>" in answers(sw, OWNER)  # a link to the run's live progress message
     assert sw.latest_run().runbook == "rotate" and sw.latest_run().key_id == key_id
     sw.wait(lambda: sw.run_status() is RunStatus.SUCCEEDED, what="the rotation")
 
