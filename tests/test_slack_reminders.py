@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.base import utcnow
+from bot.notifications.models import Notification
 from bot.registry.models import Key
 from bot.reminders import service
 from bot.reminders.delivery import reminder_for, schedule_of, send_reminder
@@ -26,6 +27,8 @@ from bot.reminders.settings import reminder_settings
 from bot.reminders.types import DueState, Escalation
 from bot.runbooks.models import Run, RunStatus
 from bot.slack import ids
+from bot.slack.api import SlackAPI
+from bot.slack.reminders import ReminderSender
 from tests.slack_world import SlackWorld, serving
 from tests.standins.slack_api import SlackStandin
 from tests.standins.slack_payloads import (
@@ -386,3 +389,21 @@ def test_app_home_and_key_owner_show_the_snooze_and_the_next_reminder(sw: SlackW
     sw.wait(lambda: bool(sw.slack.response_posts.get("card")), what="the key card")
     card = json.dumps(sw.slack.response_posts["card"])
     assert f"snoozed until {until}" in card and f"next reminder {due.next_reminder.isoformat()}" in card
+
+
+@pytest.mark.parametrize(
+    ("kind", "facts", "run_id"),
+    [
+        ("channel", {"runbook": "revoke-replace-audit-notify", "team_channel": "C0TEAM"}, "run_1"),
+        ("channel", {"runbook": "rotate", "team_channel": "C0TEAM", "drill": True}, "run_1"),
+        ("owner_dm", {"runbook": "rotate", "team_channel": "C0TEAM"}, "run_1"),  # the channel one edits
+        ("channel", {"runbook": "rotate", "team_channel": "C0TEAM"}, None),
+    ],
+)
+def test_only_a_finished_real_rotation_edits_a_reminder(
+    kind: str, facts: dict[str, Any], run_id: str | None
+) -> None:
+    """Revocations, drills and the other messages of a rotation leave reminders alone (no lookup, no edit)."""
+    notification = Notification(kind=kind, recipient="C0TEAM", facts=facts, run_id=run_id)
+    sender = ReminderSender(SlackAPI("xoxb-unused", base_url="http://127.0.0.1:9/"), None)  # type: ignore[arg-type]
+    assert sender._rotated_key(notification) is None
