@@ -57,3 +57,11 @@ def test_csv_team_columns() -> None:
     parsed = parse_csv(text)
     assert parsed.errors == []
     assert (parsed.teams[0].rotation_days, parsed.teams[0].timezone) == (20, "Asia/Tokyo")
+
+
+def test_the_teamless_label_is_not_a_team_name() -> None:
+    with pytest.raises(RegistryFileError) as rejected:
+        parse_yaml(DOC.replace("name: tokyo", 'name: "*"'))
+    assert [(e.field, e.message) for e in rejected.value.errors] == [
+        ("name", "'*' is reserved: it names the keys without a team in rotation reminders")
+    ]

@@ -79,6 +79,13 @@ class TeamRecord(BaseModel):
     reminder_time: Plain | None = None
     reminder_days: Plain | None = Field(None, max_length=32)
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == "*":
+            raise ValueError("'*' is reserved: it names the keys without a team in rotation reminders")
+        return value
+
     @field_validator("timezone", "reminder_time", "reminder_days")
     @classmethod
     def _schedule(cls, value: str | None, info: ValidationInfo) -> str | None:
