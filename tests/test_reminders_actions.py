@@ -166,3 +166,11 @@ def test_the_posted_message_is_found_again_and_shows_keys_rotated_since(database
     assert after is not None and [k.key_id for k in after.keys] == [other], (
         "a rotated key leaves the next one"
     )
+
+
+def test_a_stored_timezone_zoneinfo_no_longer_knows_falls_back_to_the_default(database: Database) -> None:
+    add_team(database, "mars", timezone="Mars/Olympus_Mons")  # written past the importer's validation
+    key = add_key(database, "k", team="mars", rotated=NOW - timedelta(days=40))
+    state = mark_rotated(database, key, OWNER, rotated_on=date(2026, 3, 4), note="", policy=POLICY, now=NOW)
+    assert state.state is DueState.OK and key_row(database, key)[0] == datetime(2026, 3, 4, tzinfo=UTC)
+    assert reminder_for(database, "mars", date(2026, 3, 4), NOW, settings=settings()) is None

@@ -22,7 +22,7 @@ from bot.registry.models import Key, OwnerRole
 from bot.reminders.due import key_due
 from bot.reminders.models import KeyEvent, KeySnooze, ReminderDay
 from bot.reminders.schedule import TEAMLESS
-from bot.reminders.settings import ReminderSettings, reminder_settings
+from bot.reminders.settings import ReminderSettings, check_timezone, reminder_settings
 from bot.reminders.types import DueKey
 from bot.runbooks import names
 from bot.runbooks.decisions import as_actor, clean, lock_row
@@ -92,6 +92,14 @@ def _due(database: Database, key_id: int, now: datetime, settings: ReminderSetti
     return state
 
 
+def _zone_name(team_zone: str | None, settings: ReminderSettings) -> str:
+    """The team's timezone, or the default when it has none (or a stored one zoneinfo no longer knows)."""
+    try:
+        return check_timezone(team_zone) if team_zone else settings.timezone
+    except ValueError:
+        return settings.timezone
+
+
 def mark_rotated(
     database: Database,
     key_id: int,
@@ -109,7 +117,7 @@ def mark_rotated(
     note = clean(note)
     with database.session() as session:
         key = _key_for(session, key_id, Decision.MARK_ROTATED, who, policy)
-        zone = ZoneInfo((key.team.timezone if key.team else None) or settings.timezone)
+        zone = ZoneInfo(_zone_name(key.team.timezone if key.team else None, settings))
         today = now.astimezone(zone).date()
         registered = key.created_at.astimezone(zone).date()
         if rotated_on > today:
