@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from bot.db.migrate import upgrade
 from bot.db.models import Base
@@ -44,15 +46,24 @@ def postgres_url_for(name: str) -> str | None:
 
 
 def empty_tables(database: Database) -> None:
+    """Empty every table. On PostgreSQL a process the previous test started may still be closing its
+    connection: TRUNCATE can then lose a deadlock against it, so it waits a moment and tries again."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with database.engine.begin() as conn:
-        if database.engine.dialect.name == "postgresql":  # table names come from our own metadata
-            conn.execute(
-                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
-            )
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+    for attempt in range(5):
+        try:
+            with database.engine.begin() as conn:
+                if database.engine.dialect.name == "postgresql":  # table names come from our own metadata
+                    conn.execute(
+                        text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+                    )
+                else:
+                    for table in tables:
+                        conn.execute(text(f'DELETE FROM "{table}"'))
+            return
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def migrated_database(kind: str, tmp_root: Path) -> Iterator[Database]:
