@@ -22,8 +22,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy bot
 
+# three workers on two cores: many tests spend their time waiting on keybot subprocesses and clocks
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+	$(BIN)/pytest -n 3 -q $(PYTEST_ARGS)
 
 test: lint typecheck unit
 

@@ -40,6 +40,7 @@ def keybot(
     )
 
 
+@pytest.mark.cli_surface
 def test_import_show_list_export(database: Database, tmp_path: Path) -> None:
     url = database.url
     imported = keybot(url, "registry", "import", str(EXAMPLE), cwd=tmp_path)
@@ -54,6 +55,7 @@ def test_import_show_list_export(database: Database, tmp_path: Path) -> None:
     assert exported.returncode == 0 and exported.stdout.startswith("name,provider,")
 
 
+@pytest.mark.cli_surface
 def test_bad_file_exits_2_with_every_problem(database: Database, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("name,provider,environment,owners\nok,openai,production,U07ALICE01\nx,azure,prod,bob\n")
@@ -67,6 +69,7 @@ def test_bad_file_exits_2_with_every_problem(database: Database, tmp_path: Path)
     assert "no keys match" in listed.stdout
 
 
+@pytest.mark.cli_surface
 def test_ambiguous_and_unknown_show(database: Database, tmp_path: Path) -> None:
     keybot(database.url, "registry", "import", str(EXAMPLE), cwd=tmp_path)
     unknown = keybot(database.url, "registry", "show", "payments-opnai-prod", cwd=tmp_path)
@@ -108,6 +111,7 @@ def _database_text(database: Database) -> str:
     return "\n".join(dump)
 
 
+@pytest.mark.cli_surface
 def test_canary_secret_never_leaks(database: Database, tmp_path: Path) -> None:
     """A secret imported, then pasted to look it up, appears in no output, log line or database row."""
     canary = canary_key()

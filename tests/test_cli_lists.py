@@ -7,6 +7,8 @@ import re
 import subprocess
 from datetime import datetime
 
+import pytest
+
 from tests.test_crash_recovery import KEYBOT, keybot, keybot_env
 from tests.world import World, unique_name
 
@@ -17,6 +19,7 @@ def narrow(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*KEYBOT, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
+@pytest.mark.cli_surface
 def test_runs_list_shows_whole_ids_that_paste_back_into_runs_show(world: World) -> None:
     name = unique_name("list")
     world.add_key(name, "staging")
@@ -32,6 +35,7 @@ def test_runs_list_shows_whole_ids_that_paste_back_into_runs_show(world: World) 
     assert shown.returncode == 0 and "Revoke" in shown.stdout, shown.stderr
 
 
+@pytest.mark.cli_surface
 def test_runs_and_incidents_json_have_typed_fields(world: World) -> None:
     name = unique_name("json")
     key_id = world.add_key(name, "staging")

@@ -52,6 +52,7 @@ class Outcome:
     output: str
 
 
+@pytest.mark.cli_surface
 def test_break_glass_revoke_with_second_person_approval(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,6 +129,7 @@ def main_help() -> str:
     return CliRunner().invoke(main.app, ["runs", "approve", "--help"]).output
 
 
+@pytest.mark.cli_surface
 def test_audit_verify_finds_tampering(world: World) -> None:
     name = unique_name("cli")
     world.add_key(name, "staging")
@@ -140,6 +142,7 @@ def test_audit_verify_finds_tampering(world: World) -> None:
     assert broken.returncode == 1 and "BROKEN" in broken.stdout and "modified" in broken.stdout
 
 
+@pytest.mark.cli_surface
 def test_refusals_are_one_clear_line(world: World) -> None:
     name = unique_name("cli")
     world.add_key(name, "staging")

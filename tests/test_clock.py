@@ -80,6 +80,7 @@ def test_the_scheduler_runs_each_job_under_its_id_coalesced_one_at_a_time(databa
     assert scheduled["resume_stale_runs"].trigger.interval.total_seconds() == 7.0
 
 
+@pytest.mark.cli_surface
 def test_keybot_clock_once_runs_every_job_once_and_exits(world: World, slack_standin: SlackStandin) -> None:
     name = unique_name("once")
     world.add_key(name, "staging")

@@ -174,6 +174,7 @@ def test_cli_dry_run_refuses_what_import_refuses(database: Database, tmp_path: P
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.cli_surface
 def test_cli_refuses_a_rollback_until_forced(database: Database, tmp_path: Path) -> None:
     assert keybot(database.url, "registry", "import", str(EXAMPLE), cwd=tmp_path).returncode == 0
     with database.session() as session:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.db.session import Database
@@ -48,6 +49,7 @@ def test_revoke_without_vault_refuses_before_opening_anything(
     assert _counts(database) == (0, 0, KeyStatus.ACTIVE)
 
 
+@pytest.mark.cli_surface
 def test_revoke_with_an_unreachable_vault_refuses_too(
     database: Database, openai_standin: OpenAIStandin, tmp_path: Path
 ) -> None:

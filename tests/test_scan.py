@@ -277,6 +277,7 @@ def test_cli_names_the_owner_of_a_leaked_key(database: Database, registered: str
     assert "Traceback" not in wrong_key.stderr
 
 
+@pytest.mark.cli_surface
 def test_cli_diff_from_stdin_and_json(database: Database, registered: str, tmp_path: Path) -> None:
     removed = aws_access_key()
     diff = (

@@ -688,6 +688,7 @@ def test_secrets_typed_in_slack_are_stored_posted_and_logged_only_redacted(
     assert all(redacted(c[field]) in slack for field in shown), slack
 
 
+@pytest.mark.cli_surface
 def test_secrets_typed_at_the_terminal_are_stored_shown_and_logged_only_redacted(world: World) -> None:
     fields = ("revoke reason", "mark-done note", "break-glass skip reason")
     c = canaries = {field: new_canary() for field in fields}
@@ -742,6 +743,7 @@ def test_a_secret_cut_by_the_length_limit_is_not_stored_in_part(
 # ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cli_surface
 def test_incident_lifecycle_from_the_cli(world: World) -> None:
     name = unique_name("life")
     key_id = world.add_key(name, "staging")
