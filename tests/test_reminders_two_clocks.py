@@ -23,8 +23,8 @@ from tests.reminders_helpers import add_key, add_team
 
 HOOK = Path(__file__).with_name("reminder_clock_hook.py")
 START = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)  # Sunday; no slot within 5 fake hours either side
-SPEED = 5400.0  # 1.5 fake hours per real second
-LEASE_SECONDS = 2.0  # 3 fake hours: a failover never spans a whole day
+SPEED = 8100.0  # 2.25 fake hours per real second
+LEASE_SECONDS = 2.0  # 4.5 fake hours: a failover never spans a whole day, nor reaches a slot
 KILL_AT = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)  # Tuesday
 STOP_AT = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)  # Wednesday, 4.5 h after the last slot
 
