@@ -166,6 +166,7 @@ def test_bad_input_is_one_clear_line(world: World, bulk: Invoke, tmp_path: Path)
     assert runs_by_key(world) == {}
 
 
+@pytest.mark.cli_surface
 def test_worker_processes_from_a_real_keybot(world: World) -> None:
     names = [unique_name("proc") for _ in range(3)]
     ids = [world.add_key(name, "staging") for name in names]

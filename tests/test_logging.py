@@ -6,6 +6,8 @@ import logging
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from bot.log import configure_logging, get_logger
 from tests.fakes import canary_key
 from tests.test_crash_recovery import KEYBOT, keybot_env
@@ -68,6 +70,7 @@ def test_the_log_file_gets_every_line_redacted_and_is_created_only_when_written(
     assert canary[8:60] not in log_file.read_text() + stream.getvalue()
 
 
+@pytest.mark.cli_surface
 def test_a_failed_run_reaches_the_log_file_without_its_secret(world: World, tmp_path: Path) -> None:
     """`keybot revoke` whose revocation fails: keybot.log under KEYBOT_STATE_DIR has the failure line."""
     name = unique_name("log")
