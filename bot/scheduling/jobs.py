@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from bot.notifications.service import Sender
     from bot.runtime import Runtime
 
-JOB_MODULES = ("bot.runbooks.jobs", "bot.notifications.jobs", "bot.slack.jobs", "bot.reminders.jobs")
+JOB_MODULES = (
+    "bot.runbooks.jobs",
+    "bot.notifications.jobs",
+    "bot.slack.jobs",
+    "bot.reminders.jobs",
+    "bot.usage.jobs",
+    "bot.alerts.jobs",
+)
 """Where domains declare their jobs; importing one registers its jobs."""
 
 

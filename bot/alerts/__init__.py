@@ -1,0 +1,1 @@
+"""Anomaly alerts: the episode lifecycle, paging and the escalation chain."""

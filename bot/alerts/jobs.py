@@ -1,0 +1,3 @@
+"""The alerts domain's clock jobs."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Alert tables."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The streaming anomaly detector behind pages and `keybot detect score`."""

@@ -1,0 +1,3 @@
+"""The usage domain's clock jobs."""
+
+from __future__ import annotations

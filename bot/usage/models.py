@@ -1,0 +1,3 @@
+"""Usage tables."""
+
+from __future__ import annotations
