@@ -5,7 +5,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.registry", "bench.engine", "bench.slack_ack", "bench.cli_start", "bench.reminders"]
+BENCHMARKS = [
+    "bench.registry",
+    "bench.engine",
+    "bench.slack_ack",
+    "bench.cli_start",
+    "bench.reminders",
+    "bench.detector",
+    "bench.ingest",
+]
 
 
 def main(selected: list[str]) -> None:
