@@ -16,6 +16,9 @@ from sqlalchemy import func, select, text
 from bot.db.session import Database
 from bot.log import get_logger
 from bot.runbooks.models import Run
+from bot.usage.http import PATH as INGEST_PATH
+from bot.usage.http import IngestEndpoint
+from bot.usage.settings import usage_settings
 
 log = get_logger(__name__)
 MAX_BODY = 1_000_000
@@ -32,6 +35,7 @@ class KeybotWSGI:
     def __init__(self, app: App, database: Database) -> None:
         self.slack = SlackRequestHandler(app)
         self.database = database
+        self.ingest = IngestEndpoint(database)
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -39,6 +43,8 @@ class KeybotWSGI:
             return self.health(start)
         if path == "/metrics" and method == "GET":
             return self.metrics(start)
+        if path == INGEST_PATH:
+            return self.ingest(environ, start)
         if path != "/slack/events":
             return _reply(start, "404 Not Found", "not found")
         if method != "POST":
@@ -76,5 +82,10 @@ def serve(wsgi: KeybotWSGI, host: str, port: int, threads: int = 16) -> None:
     from waitress import serve as waitress_serve
 
     waitress_serve(
-        wsgi, host=host, port=port, threads=threads, max_request_body_size=MAX_BODY, ident="keybot"
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=max(MAX_BODY, usage_settings().ingest_max_bytes + 1),
+        ident="keybot",
     )
