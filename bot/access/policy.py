@@ -33,6 +33,12 @@ class Decision(enum.StrEnum):
     SNOOZE = "snooze"  # hide a key from rotation reminders for a while
     MARK_ROTATED = "mark_rotated"  # a rotation done outside keybot
     SEND_REMINDERS = "send_reminders"  # post a team's rotation reminder now (admins)
+    ACK_ALERT = "ack_alert"  # an anomaly alert: someone is looking
+    ALERT_EXPECTED = "alert_expected"  # an anomaly alert: "that was me", a false positive
+    RESOLVE_ALERT = "resolve_alert"  # an anomaly alert: over
+
+
+ALERT_DECISIONS = frozenset({Decision.ACK_ALERT, Decision.ALERT_EXPECTED, Decision.RESOLVE_ALERT})
 
 
 VERBS = {
@@ -51,6 +57,9 @@ VERBS = {
     Decision.SNOOZE: "snooze the rotation reminders of",
     Decision.MARK_ROTATED: "mark as rotated",
     Decision.SEND_REMINDERS: "send now",
+    Decision.ACK_ALERT: "acknowledge the alert on",
+    Decision.ALERT_EXPECTED: "mark as expected the alert on",
+    Decision.RESOLVE_ALERT: "resolve the alert on",
 }
 
 
@@ -61,6 +70,7 @@ class Role(enum.StrEnum):
     BACKUP = "backup"
     STARTER = "starter"
     CONTACT = "contact"  # a consumer's contact
+    ONCALL = "oncall"  # in the key's team's on-call user group (anomaly alerts)
 
 
 class NotAllowed(RunRefused):
@@ -72,12 +82,14 @@ class Actor:
     """Who is asking. `id` is a Slack user id or `cli:<os user>@<host>`.
 
     `in_revoker_group` is what Slack said about the revokers user group; `break_glass` is an admin's
-    recorded override of the two-person rule (CLI only, with a reason).
+    recorded override of the two-person rule (CLI only, with a reason); `groups` are the Slack user group
+    ids Slack said the person is in (the on-call group of the key's team counts for alerts).
     """
 
     id: str
     in_revoker_group: bool = False
     break_glass: str | None = None
+    groups: frozenset[str] = frozenset()
 
     @property
     def is_cli(self) -> bool:
@@ -109,6 +121,7 @@ class Subject:
     step_action: str | None = None
     step_title: str | None = None
     contacts: tuple[str, ...] = ()
+    oncall_group: str | None = None
 
     @property
     def production(self) -> bool:
@@ -137,6 +150,8 @@ class Policy:
             roles.add(Role.STARTER)
         if actor.id in subject.contacts:
             roles.add(Role.CONTACT)
+        if subject.oncall_group is not None and subject.oncall_group in actor.groups:
+            roles.add(Role.ONCALL)
         return roles
 
     def allowed_roles(self, decision: Decision, subject: Subject) -> frozenset[Role]:
@@ -144,6 +159,8 @@ class Policy:
         staff = frozenset({Role.ADMIN, Role.REVOKER, Role.OWNER, Role.BACKUP})
         if decision is Decision.SEND_REMINDERS:
             return frozenset({Role.ADMIN})
+        if decision in ALERT_DECISIONS:
+            return staff | {Role.ONCALL}
         if decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step:
             return frozenset({Role.ADMIN, Role.OWNER})
         if decision is Decision.CONFIRM_REDEPLOY:
@@ -203,6 +220,8 @@ class Policy:
             people("the revokers list", sorted(self.roster.revokers))
             if self.roster.revoker_group:
                 parts.append(f"the <!subteam^{self.roster.revoker_group}> group")
+        if Role.ONCALL in allowed and subject.oncall_group:
+            parts.append(f"the on-call group <!subteam^{subject.oncall_group}>")
         if Role.CONTACT in allowed:
             people("the consumers' contacts", subject.contacts)
         if Role.STARTER in allowed and subject.starter and subject.starter != exclude:

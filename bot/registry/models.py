@@ -48,6 +48,10 @@ class Team(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))  # IANA; null: KEYBOT_REMINDER_TIMEZONE
     reminder_time: Mapped[str | None] = mapped_column(String(5))  # HH:MM local; null: 09:30
     reminder_days: Mapped[str | None] = mapped_column(String(32))  # mon,tue,...; null: weekdays
+    escalation: Mapped[str | None] = mapped_column(
+        String(200)
+    )  # backup:15,...; null: KEYBOT_ALERT_ESCALATION
+    oncall_group: Mapped[str | None] = mapped_column(String(64))  # Slack user group id (S...)
 
     keys: Mapped[list[Key]] = relationship(back_populates="team")
 
