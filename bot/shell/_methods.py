@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.shell import _files
 from bot.shell._blocks import check_view as _check_view
 from bot.shell._model import Json, SlackError
 from bot.shell._state import SlackState
@@ -142,6 +143,37 @@ def views_publish(st: SlackState, args: Args) -> Json:
     return {"ok": True, "view": dict(st.publish_home(user, view))}
 
 
+MAX_UPLOAD = 1_000_000_000  # Slack's file size limit: 1 GB
+
+
+def files_get_upload_url_external(st: SlackState, args: Args) -> Json:
+    """Step 1 of an upload: a file id and a URL (on this emulator) to POST the bytes to."""
+    filename = str(args.get("filename") or "").strip()
+    length = str(args.get("length") or "").strip()
+    if not filename or not length:
+        raise SlackError("invalid_arguments", "[ERROR] missing required field: filename or length")
+    if not length.isdigit() or not 0 < int(length) <= MAX_UPLOAD:
+        raise SlackError("invalid_arguments", "[ERROR] length must be a positive number of bytes")
+    alt = args.get("alt_txt")
+    file_id, token = _files.new_upload(st, filename[:255], int(length), str(alt)[:1000] if alt else None)
+    return {"ok": True, "upload_url": f"{st.origin}/upload/v1/{token}", "file_id": file_id}
+
+
+def files_complete_upload_external(st: SlackState, args: Args) -> Json:
+    """Step 3: title the uploaded files; with ``channel_id`` (or ``channels``) share them there."""
+    files = args.get("files")
+    if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+        raise SlackError("invalid_arguments", "[ERROR] files must be a JSON array of {id, title}")
+    channels = [c for c in str(args.get("channels") or "").split(",") if c]
+    target = args.get("channel_id") or (channels[0] if channels else None)
+    thread_ts = str(args.get("thread_ts") or "") or None
+    if thread_ts and len(channels) > 1:
+        raise SlackError("invalid_arguments", "[ERROR] thread_ts needs exactly one channel")
+    channel = st.resolve_channel(target) if target else None
+    comment = str(args.get("initial_comment") or "") or None
+    return {"ok": True, "files": _files.complete_uploads(st, files, channel, thread_ts, comment)}
+
+
 METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "users.info": users_info,
@@ -157,4 +189,6 @@ METHODS: dict[str, Method] = {
     "views.push": views_push,
     "views.update": views_update,
     "views.publish": views_publish,
+    "files.getUploadURLExternal": files_get_upload_url_external,
+    "files.completeUploadExternal": files_complete_upload_external,
 }

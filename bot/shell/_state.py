@@ -38,6 +38,7 @@ class SlackState:
         self.emit = emit
         self.lock = threading.RLock()
         self._seq = 0
+        self.origin = ""  # where the emulator listens; upload URLs point there
         self.clear()
 
     def clear(self) -> None:
@@ -51,6 +52,8 @@ class SlackState:
         self.usergroups: dict[str, list[str]] = {}
         self.triggers: dict[str, tuple[float, str]] = {}  # trigger id -> (issued at, owner)
         self.used_triggers: set[str] = set()
+        self.files: dict[str, Json] = {}  # file id -> Slack's file object, plus the uploaded bytes
+        self.uploads: dict[str, str] = {}  # upload token -> file id (the URL files.getUploadURLExternal gave)
 
     # ---- ids -----------------------------------------------------------------------------------
     def next_ts(self) -> str:

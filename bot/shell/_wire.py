@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from bot.shell._model import Json
 
-_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "users", "unfurls")
+_JSON_ARGS = ("blocks", "attachments", "view", "metadata", "users", "unfurls", "files")
 
 
 class Endpoint(Protocol):

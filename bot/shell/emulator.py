@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.shell import _files
 from bot.shell._methods import METHODS
 from bot.shell._model import Change, Json, ResponseTarget, SlackError
 from bot.shell._state import SlackState
@@ -80,6 +81,8 @@ class LocalSlack:
     def start(self) -> LocalSlack:
         if self._server is None:
             self._server = LoopbackServer(self)
+            with self._state.lock:
+                self._state.origin = self.origin
             serve = threading.Thread(
                 target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-slack"
             )
@@ -283,10 +286,13 @@ class LocalSlack:
 
     # ---- HTTP ------------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        """Answer one HTTP request: ``/api/<method>`` or ``/hooks/<token>`` (a response_url)."""
+        """Answer one HTTP request: ``/api/<method>``, ``/hooks/<token>`` (a response_url) or
+        ``/upload/v1/<token>`` (a file's bytes, step 2 of an upload)."""
         self._touch(+1)
         try:
             path = re.sub("/{2,}", "/", path)
+            if path.startswith("/upload/v1/"):
+                return self._upload(path.removeprefix("/upload/v1/"), body)
             args = parse_args(query, headers.get("content-type", ""), body)
             if path.startswith("/hooks/"):
                 return self._hook(path.removeprefix("/hooks/"), args, headers)
@@ -344,6 +350,21 @@ class LocalSlack:
                 self._emit(Change("api_error", name="response_url", text=err.code))
                 return Reply.text(400, err.code)
         return Reply.text(200, "ok", "text/html")
+
+    def _upload(self, token: str, body: bytes) -> Reply:
+        """The upload URL's answer: ``OK - <bytes>`` like Slack's file service, or an error status."""
+        try:
+            with self._state.lock:
+                received = _files.receive_upload(self._state, token, body)
+        except SlackError as err:
+            self._emit(Change("api_error", name="upload", text=err.code))
+            return Reply.text(404 if err.code == "invalid_upload_url" else 400, err.code)
+        return Reply.text(200, f"OK - {received['size']}")
+
+    def files(self) -> list[Json]:
+        """Every file uploaded (bytes under ``data``, None until they arrived), for tests and the shell."""
+        with self._state.lock:
+            return [dict(f) for f in self._state.files.values()]
 
     def crashed(self, method: str, path: str, trace: str) -> None:
         """An emulator bug while answering; the client got HTTP 500 (tests fail on it)."""

@@ -231,6 +231,32 @@ class SlackAPI:
         link = resp.get("permalink")
         return str(link) if link else None
 
+    def upload_file(
+        self,
+        channel: str,
+        content: bytes,
+        filename: str,
+        *,
+        title: str | None = None,
+        alt_text: str | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Share a file (a chart) in a conversation, in ``thread_ts``'s thread: slack_sdk's three-step
+        ``files_upload_v2``. Returns the file id. ``channel`` must be a conversation id (a DM's D...)."""
+        upload = self.client.files_upload_v2
+        resp = self._call(
+            "files.upload_v2",
+            upload,
+            channel=channel,
+            content=content,
+            filename=filename,
+            title=title,
+            alt_txt=alt_text,
+            thread_ts=thread_ts,
+        )
+        found = resp.get("file") or {}
+        return str(found.get("id", "")) if isinstance(found, dict) else ""
+
     # ---- views -------------------------------------------------------------------------------
     def open_view(self, trigger_id: str, view: ViewLike) -> OpenedView:
         """Open within 3 s of the click; open a "Loading…" view first and update it when slow work is done."""

@@ -28,9 +28,10 @@ ABORT = "run.abort"
 MARK_DONE = "run.mark_done"
 REVOKE_FROM_LEAK = "leak.revoke"
 PICK_KEY = "revoke.pick_key"
+# An anomaly page: each button carries ActionRef(kind="alert", id=<alert id>, extra={"v": <version>}).
 ACK_ALERT = "alert.ack"
-CONFIRM_ALERT = "alert.confirm"  # "yes, that was me"
-DENY_ALERT = "alert.deny"  # "no, that was not me"
+EXPECTED_ALERT = "alert.expected"  # "that was me / expected": a false positive, the baseline learns it
+REVOKE_ALERT = "alert.revoke"  # the emergency runbook, permission-checked by the alerts domain
 ROTATE_NOW = "key.rotate"
 SNOOZE = "key.snooze"
 OPEN_REVOKE = "key.revoke"
@@ -162,6 +163,24 @@ def reminder_day(ref: ActionRef) -> date | None:
         return date.fromisoformat(value) if len(value) == 10 else None
     except ValueError:
         return None
+
+
+ALERT_VERSION = "v"  # ActionRef.extra key: the alert version the page showed
+
+
+def alert_ref(alert_id: int, version: int) -> ActionRef:
+    """An alert button's value: the alert and the version the page showed (a later state refuses it)."""
+    return ActionRef(kind="alert", id=str(alert_id), extra={ALERT_VERSION: str(version)})
+
+
+def alert_seen(ref: ActionRef) -> tuple[int, int] | None:
+    """(alert id, version) from an alert button; None when it is not one keybot could have written."""
+    version = ref.extra.get(ALERT_VERSION, "")
+    if ref.kind != "alert" or not ref.id.isdigit() or len(ref.id) > 12:
+        return None
+    if not version.isdigit() or len(version) > 9:
+        return None
+    return int(ref.id), int(version)
 
 
 def seen_version(ref: ActionRef) -> int | None:

@@ -1,4 +1,5 @@
-"""The App Home tab: my keys, rotations due, my runs, open incidents; each capped, each with an empty text."""
+"""The App Home tab: open alerts on my keys, my keys (with their recent traffic), rotations due, my runs,
+open incidents; each capped, each with an empty text."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.registry.render import rotation_state
 from bot.reminders.types import DueKey
 from bot.runbooks.models import Run
 from bot.slack import ids, limits
+from bot.slack.blocks.alerts import AlertPage, KeyTraffic, alert_line, traffic_line
 from bot.slack.blocks.common import Block, ago, button, chunk_lines, context, divider, header, section, when
 from bot.slack.blocks.progress import RUN_MARK
 from bot.slack.blocks.reminders import rotation_line
@@ -22,6 +24,7 @@ MAX_KEYS = 25
 MAX_DUE = 10
 MAX_RUNS = 10
 MAX_INCIDENTS = 10
+MAX_ALERTS = 10
 
 
 def _capped(lines: list[str], total: int, shown: int, see: str) -> list[str]:
@@ -78,6 +81,36 @@ def _due_blocks(due: Sequence[tuple[Key, str]], rotation: Mapping[int, DueKey]) 
     return blocks
 
 
+def _traffic_lines(keys: Sequence[Key], traffic: Mapping[int, KeyTraffic]) -> list[str]:
+    """Each of my keys that had traffic: a sparkline of requests per minute and the window's totals."""
+    shown = [k for k in keys[:MAX_KEYS] if k.id in traffic]
+    return [
+        f"• *{limits.mrkdwn(k.name, 200)}* ({limits.mrkdwn(k.environment, 40)}) {traffic_line(traffic[k.id])}"
+        for k in shown
+    ]
+
+
+def _traffic_blocks(lines: list[str]) -> list[Block]:
+    if not lines:
+        return []
+    title = section("*Traffic, last 6 h* (requests per minute)", block_id="home_traffic_title")
+    return [title, *_listing(lines, "", "home_traffic")]
+
+
+def _alert_blocks(alerts: Sequence[AlertPage]) -> list[Block]:
+    """Open alerts on my keys, with their state; none: the section is left out (most days)."""
+    if not alerts:
+        return []
+    lines = _capped(
+        [alert_line(a) for a in alerts[:MAX_ALERTS]], len(alerts), MAX_ALERTS, "keybot alerts list"
+    )
+    return [
+        section(f"*🚨 Open alerts on your keys* ({len(alerts)})", block_id="home_alerts_title"),
+        *_listing(lines, "", "home_alerts"),
+        divider(),
+    ]
+
+
 def _listing(lines: list[str], empty: str, block_id: str) -> list[Block]:
     if not lines:
         return [context(empty, block_id=f"{block_id}_empty")]
@@ -94,13 +127,17 @@ def app_home(
     *,
     notice: str | None = None,
     rotation: Mapping[int, DueKey] | None = None,
+    traffic: Mapping[int, KeyTraffic] | None = None,
+    alerts: Sequence[AlertPage] = (),
 ) -> dict[str, Any]:
     """A ``home`` view for ``views.publish``; ``due`` pairs a key with its human due text.
 
     ``notice`` answers a click on this tab (Slack gives App Home clicks no channel to answer in), so it
     comes first, where the person who clicked is looking. ``rotation`` (key id → the reminders' view)
-    shows snoozes and the next reminder day of the keys due.
+    shows snoozes and the next reminder day of the keys due. ``traffic`` (key id → the last hours) and
+    ``alerts`` (open alerts on my keys) come from anomaly detection; either may be empty.
     """
+    spark = _traffic_lines(my_keys, traffic or {})
     blocks: list[Block] = [
         header("keybot", block_id="home_header"),
         *([section(f"📣 {limits.mrkdwn(notice, 2800)}", block_id="home_notice")] if notice else []),
@@ -110,12 +147,14 @@ def app_home(
             block_id="home_intro",
         ),
         divider(),
+        *_alert_blocks(alerts),
         section(f"*Your keys* ({len(my_keys)})", block_id="home_keys_title"),
         *_listing(
             _key_lines(user_id, my_keys, now, rotation or {}),
             "You own no keys in the registry. Ask your team lead to add you as an owner.",
             "home_keys",
         ),
+        *_traffic_blocks(spark),
         divider(),
         section(f"*Rotations due* ({len(due)})", block_id="home_due_title"),
         *(_due_blocks(due, rotation or {}) or [context("Nothing due. 🎉", block_id="home_due_empty")]),

@@ -9,6 +9,7 @@ from bot.registry.models import Key, OwnerRole
 from bot.registry.render import key_card
 from bot.reminders.types import DueKey
 from bot.slack import limits
+from bot.slack.blocks.alerts import AlertPage, KeyTraffic, alert_line, traffic_line
 from bot.slack.blocks.common import Block, button, chunk_lines, context, fields, header, section, when
 from bot.slack.blocks.reminders import rotation_line
 from bot.slack.ids import OPEN_REVOKE, ActionRef
@@ -57,10 +58,22 @@ FIELD_ORDER = (
 )
 
 
+MAX_ALERTS_SHOWN = 5
+
+
 def key_card_blocks(
-    key: Key, now: datetime, traffic: str | None = None, rotation: DueKey | None = None
+    key: Key,
+    now: datetime,
+    traffic: str | None = None,
+    rotation: DueKey | None = None,
+    *,
+    usage: KeyTraffic | None = None,
+    alerts: Sequence[AlertPage] = (),
 ) -> list[Block]:
-    """Header, ten facts, consumers, traffic and a footer: what on-call checks before revoking."""
+    """Header, open alerts, ten facts, consumers, traffic and a footer: what on-call checks before revoking.
+
+    ``usage`` is the key's recent traffic from the usage store (a sparkline with totals); ``alerts`` its
+    open anomaly alerts. ``traffic`` is the provider's own last-hour summary."""
     values = _card_values(key, now, rotation)
     drill = is_drill(key)
     blocks = [
@@ -68,6 +81,15 @@ def key_card_blocks(
         *fields([(label, values[label]) for label in FIELD_ORDER], block_id="key_fields"),
         section(f"*Consumers*\n{values['Consumers']}", block_id="key_consumers"),
     ]
+    if alerts:
+        lines = [alert_line(a) for a in alerts[:MAX_ALERTS_SHOWN]]
+        if len(alerts) > MAX_ALERTS_SHOWN:
+            lines.append(f"{limits.ELLIPSIS} {len(alerts) - MAX_ALERTS_SHOWN} more: `keybot alerts list`")
+        blocks.insert(1, section("*🚨 Open alerts*\n" + "\n".join(lines), block_id="key_alerts"))
+    if usage is not None:
+        blocks.append(
+            section(f"*Last {usage.hours} h of traffic*\n{traffic_line(usage)}", block_id="key_usage")
+        )
     if traffic is not None:
         blocks.append(
             section(f"*Last hour of traffic*\n{limits.mrkdwn(traffic, 1500)}", block_id="key_traffic")
@@ -75,7 +97,7 @@ def key_card_blocks(
     notes = [f"keybot key #{key.id}"]
     if key.tags:
         notes.append("tags: " + limits.mrkdwn(", ".join(key.tags), 300))
-    if traffic is None:
+    if traffic is None and usage is None:
         notes.append("traffic: not available")
     notes.append(f"as of {when(now)}")
     footer = [" · ".join(notes)]
@@ -119,6 +141,8 @@ def key_owner_reply(
     query_was_secret: bool = False,
     traffic: str | None = None,
     rotation: DueKey | None = None,
+    usage: KeyTraffic | None = None,
+    alerts: Sequence[AlertPage] = (),
 ) -> tuple[str, list[Block]]:
     """The ephemeral ``/key-owner`` answer: one card, a list to choose from, or close names.
 
@@ -128,7 +152,7 @@ def key_owner_reply(
         key = matches[0]
         owners = ", ".join(key.owner_ids(OwnerRole.OWNER)) or "nobody"
         text = limits.mrkdwn(f"{key.name} ({key.environment}) is owned by {owners}", limits.FALLBACK_TEXT)
-        blocks = key_card_blocks(key, now, traffic, rotation)
+        blocks = key_card_blocks(key, now, traffic, rotation, usage=usage, alerts=alerts)
         if query_was_secret:
             revoke = button(
                 "Revoke & replace…", OPEN_REVOKE, ActionRef(kind="key", id=str(key.id)), style="danger"

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from bot.notifications.models import Notification
 from bot.notifications.render import cost_text
 from bot.slack import ids, limits
+from bot.slack.blocks.alerts import alert_page_blocks, page_from_facts
 from bot.slack.blocks.common import Block, actions, button, context, fields, header, section
 
 KIND_MARK = {
@@ -36,6 +37,12 @@ SECRET_KINDS = {
     "google_api_key": "Google API key",
 }
 MAX_HITS_SHOWN = 10
+ALERT_KINDS = frozenset({"alert_page", "alert_update"})
+
+
+def alert_notification_blocks(facts: dict[str, Any]) -> tuple[str, list[Block]]:
+    """An anomaly page (or its update) from the outbox row's facts; ValueError when they name no alert."""
+    return alert_page_blocks(page_from_facts(facts))
 
 
 def _fact(facts: dict[str, Any], name: str, limit: int = 200) -> str | None:
@@ -71,24 +78,6 @@ def _fact_fields(kind: str, facts: dict[str, Any]) -> list[tuple[str, str]]:
     return [(label, value) for label, value in pairs if value is not None][: limits.SECTION_FIELDS]
 
 
-def _alert_buttons(facts: dict[str, Any]) -> list[Block]:
-    """Anomaly pages ask the owner "was this you?"; the answer decides between closing and revoking."""
-    alert_id = facts.get("alert_id")
-    if alert_id is None:
-        return []
-    ref = ids.ActionRef(kind="alert", id=str(alert_id))
-    return [
-        actions(
-            [
-                button("Yes, that was me", ids.CONFIRM_ALERT, ref, style="primary"),
-                button("No, not me", ids.DENY_ALERT, ref, style="danger"),
-                button("Acknowledge", ids.ACK_ALERT, ref),
-            ],
-            block_id="alert_actions",
-        )
-    ]
-
-
 def _redeployed_button(kind: str, facts: dict[str, Any], run_id: str | None) -> list[Block]:
     """Consumers confirm they redeployed; staged mode revokes the old key once all have (or later)."""
     consumer = facts.get("consumer")
@@ -101,13 +90,18 @@ def _redeployed_button(kind: str, facts: dict[str, Any], run_id: str | None) -> 
 
 
 def notification_blocks(notification: Notification) -> tuple[str, list[Block]]:
-    """Owner/backup DMs, channel and manager summaries, consumer and emergency messages, alert pages.
+    """Owner/backup DMs, channel and manager summaries, consumer and emergency messages, anomaly pages.
 
     The body (rendered by ``bot.notifications.render``) says what happened and what to do; the fields
     repeat the facts a reader scans for: key, who, mode, incident, Vault path and version.
     """
     facts = notification.facts or {}
     kind = notification.kind
+    if kind in ALERT_KINDS:
+        try:
+            return alert_notification_blocks(facts)
+        except ValueError:
+            pass  # facts that name no alert: shown like any other notification, with no buttons
     mark = KIND_MARK.get(kind, "ℹ️")
     blocks = [
         header(f"{mark} {notification.subject}", block_id="notification_header"),
@@ -116,7 +110,6 @@ def notification_blocks(notification: Notification) -> tuple[str, list[Block]]:
     pairs = _fact_fields(kind, facts)
     if pairs:
         blocks += fields(pairs, block_id="notification_facts")
-    blocks += _alert_buttons(facts)
     blocks += _redeployed_button(kind, facts, notification.run_id)
     footer = []
     if facts.get("drill"):
