@@ -38,6 +38,7 @@ class DetectionResult:
     minutes: int = 0
     opened: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
+    signalled: list[int] = field(default_factory=list)  # keys with a finding, suppressed ones included
 
 
 @dataclass
@@ -46,6 +47,7 @@ class _Batch:
     starts: list[datetime]
     blobs: dict[str, list[bytes | None]]
     absorb: np.ndarray
+    fresh: np.ndarray  # no state yet: start at the key's first used minute, not at a run of zeros
 
 
 def run_detection(database: Database, now: datetime, settings: AlertSettings) -> DetectionResult:
@@ -63,6 +65,7 @@ def run_detection(database: Database, now: datetime, settings: AlertSettings) ->
             result.minutes = max(result.minutes, minutes)
         result.keys = len(ids)
     findings.extend(_novelty(database, now, settings, set(environments)))
+    result.signalled = sorted({f.key_id for f in findings})
     for alert_id, outcome in raise_alerts(database, findings, now, settings).items():
         (result.opened if outcome == "opened" else result.updated).append(alert_id)
     return result
@@ -89,17 +92,18 @@ def _load(session: Session, key_ids: list[int], latest: datetime, catchup: int) 
     for row in rows:
         by_key[row.key_id][row.metric] = row
     floor = latest - (catchup - 1) * MINUTE
-    starts, absorb = [], np.zeros(len(key_ids), dtype=bool)
+    starts, absorb, fresh = [], np.zeros(len(key_ids), dtype=bool), np.zeros(len(key_ids), dtype=bool)
     blobs: dict[str, list[bytes | None]] = {m: [] for m in METRICS}
     for i, key_id in enumerate(key_ids):
         states = by_key.get(key_id, {})
         seen = [s.last_minute for s in states.values() if s.last_minute is not None]
         starts.append(max(floor, min(seen) + MINUTE) if seen else floor)
+        fresh[i] = not seen
         absorb[i] = any(s.absorb_pending for s in states.values())
         for metric in METRICS:
             state = states.get(metric)
             blobs[metric].append(state.blob if state is not None else None)
-    return _Batch(key_ids, starts, blobs, absorb)
+    return _Batch(key_ids, starts, blobs, absorb, fresh)
 
 
 def _detect_batch(
@@ -117,6 +121,10 @@ def _detect_batch(
         block = series(session, key_ids, first, latest + MINUTE)
     n, minutes = len(key_ids), block.minutes
     start_at = np.array([(s - first) // MINUTE for s in batch.starts])
+    used = np.any(np.stack([block.values[m] != 0 for m in METRICS]), axis=0)
+    first_use = np.where(used.any(axis=1), used.argmax(axis=1), len(minutes))
+    start_at = np.where(batch.fresh, np.maximum(start_at, first_use), start_at)
+    skip = int(start_at.min()) if n else len(minutes)
     thresholds = np.array([settings.threshold_for(environments[k]) for k in key_ids])
     best = {m: np.zeros(n) for m in METRICS}
     at = {m: np.zeros(n, dtype=np.intp) for m in METRICS}
@@ -128,7 +136,8 @@ def _detect_batch(
         if batch.absorb.any():
             bank.absorb(batch.absorb)
         data = block.values[metric]
-        for j, minute in enumerate(minutes):
+        for j in range(skip, len(minutes)):
+            minute = minutes[j]
             observed = np.where(start_at <= j, data[:, j], np.nan)
             expected = bank.baseline()
             scores = bank.step(observed, minute.timestamp())
@@ -156,7 +165,7 @@ def _detect_batch(
                 baseline={m: round(float(np.nan_to_num(base[m][i])), 6) for m in fired},
             )
         )
-    return findings, len(minutes)
+    return findings, len(minutes) - skip
 
 
 def _save(
