@@ -11,14 +11,14 @@ from slack_bolt.error import BoltUnhandledRequestError
 
 from bot.log import get_logger
 from bot.runtime import Runtime
+from bot.slack.alerts import AlertSender
 from bot.slack.api import SlackAPI
 from bot.slack.blocks.messages import notification_blocks
 from bot.slack.context import SlackContext
-from bot.slack.handlers import commands, events, interactions, reminders, views
+from bot.slack.handlers import alerts, commands, events, interactions, reminders, views
 from bot.slack.payloads import BadPayload, validate_body
 from bot.slack.permissions import Permissions
 from bot.slack.progress import ProgressPublisher
-from bot.slack.reminders import ReminderSender
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
@@ -28,7 +28,7 @@ def build_context(
     runtime: Runtime, api: SlackAPI, *, min_interval: float = 1.0, workers: int = 4
 ) -> SlackContext:
     publisher = ProgressPublisher(runtime.database, api, runtime.settings.security_channel, min_interval)
-    sender = ReminderSender(api, runtime.database, render=notification_blocks)
+    sender = AlertSender(api, runtime.database, render=notification_blocks)
     worker = RunWorker(runtime, publisher, sender, max_workers=workers)
     return SlackContext(runtime, api, Permissions(runtime.policy, api), publisher, worker)
 
@@ -70,6 +70,7 @@ def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: boo
     views.register(app, ctx)
     events.register(app, ctx)
     reminders.register(app, ctx)
+    alerts.register(app, ctx)
     return app
 
 

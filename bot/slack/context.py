@@ -33,6 +33,7 @@ from bot.slack.blocks.revoke_modal import (
 from bot.slack.permissions import Permissions
 from bot.slack.progress import ProgressPublisher
 from bot.slack.reminders import home_due, rotation_views
+from bot.slack.traffic import key_traffic, open_alert_pages
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
@@ -110,10 +111,20 @@ class SlackContext:
         now = utcnow()
         with self.runtime.database.session() as session:
             seen = overview(session, user, now)
-            rotation = rotation_views(self.runtime.database, [k.id for k in seen.keys], now)
+            key_ids = [k.id for k in seen.keys]
+            rotation = rotation_views(self.runtime.database, key_ids, now)
             due = home_due(seen.keys, seen.due, rotation)
             view = app_home(
-                user, seen.keys, due, seen.runs, seen.incidents, now, notice=notice, rotation=rotation
+                user,
+                seen.keys,
+                due,
+                seen.runs,
+                seen.incidents,
+                now,
+                notice=notice,
+                rotation=rotation,
+                traffic=key_traffic(self.runtime.database, key_ids, now),
+                alerts=open_alert_pages(self.runtime.database, key_ids),
             )
         self.api.publish_home(user, view)
 

@@ -12,6 +12,7 @@ from bot.runbooks import names, service
 from bot.slack.blocks.key_card import key_owner_reply
 from bot.slack.context import MAX_COMMAND_TEXT, SlackContext
 from bot.slack.reminders import rotation_views
+from bot.slack.traffic import key_traffic, open_alert_pages
 
 
 def register(app: App, ctx: SlackContext) -> None:
@@ -42,6 +43,8 @@ def register(app: App, ctx: SlackContext) -> None:
                 query_was_secret=result.query_was_secret,
                 traffic=traffic,
                 rotation=rotation_views(rt.database, unique, utcnow()).get(unique[0]) if unique else None,
+                usage=key_traffic(rt.database, unique, utcnow()).get(unique[0]) if unique else None,
+                alerts=open_alert_pages(rt.database, unique),
             )
         ctx.tell(body, text, blocks)
 

@@ -251,6 +251,6 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ctx.later(rotate, body, int(ref.id))
 
-    @app.action(re.compile(r"^(alert\.|key\.snooze|revoke\.pick_key)"))
+    @app.action(re.compile(r"^(key\.snooze|revoke\.pick_key)"))
     def not_for_this_version(ack: Ack, body: dict[str, Any]) -> None:
         ack()
