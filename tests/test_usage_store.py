@@ -123,3 +123,47 @@ def test_drill_keys_are_not_monitored(database: Database) -> None:
     record_lines(database, [UsageLine(drill, NOW, requests=1)], source="ingest")
     with database.session() as session:
         assert monitored_keys(session) == []
+
+
+def test_retention_rolls_minutes_into_hours_once_and_series_reads_them(database: Database) -> None:
+    from sqlalchemy import func, select
+
+    from bot.usage.models import UsageHour, UsageMinute
+    from bot.usage.retention import roll_up
+
+    key = add_key(database, "k")
+    old = NOW - timedelta(days=20)
+    lines = [
+        UsageLine(key, old + i * M, requests=i + 1, input_tokens=2, status={"429": 1}) for i in range(90)
+    ]
+    lines.append(UsageLine(key, NOW, requests=5))
+    record_lines(database, lines, source="ingest")
+    record_buckets(database, [UsageLine(key, old, requests=100)], source="openai")
+    with database.session() as session:
+        before = series(session, [key], old, old + 120 * M).values
+
+    assert roll_up(database, NOW, retention_days=14) == 91
+    assert roll_up(database, NOW, retention_days=14) == 0  # twice: nothing moves again
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(UsageMinute)) == 1
+        assert session.scalar(select(func.sum(UsageHour.requests))) == sum(range(1, 91)) + 100
+        after = series(session, [key], old, old + 120 * M).values
+        assert series(session, [key], NOW, NOW + M).values["requests"].tolist() == [[5.0]]
+    for metric in METRICS:  # totals are preserved; each hour is spread evenly over its minutes
+        assert after[metric].sum() == pytest.approx(before[metric].sum())
+    first_hour = sum(range(1, 61)) + 100
+    assert after["requests"][0, 0] == pytest.approx(first_hour / 60)
+    assert after["status_429"][0, 0] == pytest.approx(1.0)
+
+
+def test_a_late_minute_for_a_rolled_up_hour_is_added_to_it(database: Database) -> None:
+    from bot.usage.retention import roll_up
+
+    key = add_key(database, "k")
+    old = NOW - timedelta(days=20)
+    record_lines(database, [UsageLine(key, old, requests=6)], source="import")
+    roll_up(database, NOW, retention_days=14)
+    record_lines(database, [UsageLine(key, old + 5 * M, requests=54)], source="import")
+    roll_up(database, NOW, retention_days=14)
+    with database.session() as session:
+        assert series(session, [key], old, old + 60 * M).values["requests"].sum() == pytest.approx(60.0)

@@ -21,13 +21,14 @@ from typing import Any
 
 from bot.secrets import contains_secret, redact
 from bot.usage.resolve import KeyResolver, Unresolved
-from bot.usage.types import UsageLine
+from bot.usage.types import UsageLine, floor_minute
 
 MAX_COUNT = 10**12
 MAX_COST = 1e7
 MAX_STATUS_CODES = 32
 MAX_MODEL = 64
 MAX_ERRORS = 100
+TS_CACHE = 100_000
 FUTURE = timedelta(minutes=5)
 PAST = timedelta(days=400)
 FIELDS = frozenset(
@@ -118,7 +119,7 @@ def parse_ts(value: Any, now: datetime) -> datetime:
         raise LineError("ts is in the future")
     if moment < now - PAST:
         raise LineError(f"ts is more than {PAST.days} days old")
-    return moment
+    return floor_minute(moment)
 
 
 def _status(value: Any) -> dict[str, int]:
@@ -159,14 +160,20 @@ def to_line(obj: Any, resolver: KeyResolver, now: datetime) -> UsageLine:
     """One decoded line → a UsageLine, or LineError / Unresolved saying why not."""
     if type(obj) is not dict:
         raise LineError("a line must be a JSON object")
-    if not FIELDS.issuperset(obj):
+    if not obj.keys() <= FIELDS:
         unknown = sorted(str(k)[:40] for k in obj if k not in FIELDS)
         raise LineError(f"unknown field(s): {', '.join(unknown[:5])}")
     if "key" not in obj or "ts" not in obj:
         raise LineError("key and ts are required")
     if "tokens" in obj and ("input_tokens" in obj or "output_tokens" in obj):
         raise LineError("give tokens or input_tokens/output_tokens, not both")
-    minute = parse_ts(obj["ts"], now)
+    stamp = obj["ts"]
+    cache = resolver.stamps
+    minute = cache.get(stamp) if type(stamp) in (int, str) else None
+    if minute is None:
+        minute = parse_ts(stamp, now)
+        if type(stamp) in (int, str) and len(cache) < TS_CACHE:
+            cache[stamp] = minute
     key_id = resolver.resolve(obj["key"])
     return UsageLine(
         key_id=key_id,
@@ -188,17 +195,20 @@ def _accept(report: Report, number: int, obj: Any, resolver: KeyResolver, now: d
         report.reject(number, str(error))
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def parse_json_lines(
     lines: Iterable[bytes | str], resolver: KeyResolver, now: datetime, *, first_line: int = 1
 ) -> Report:
     """JSON lines (blank lines skipped, still counted for numbering)."""
     report = Report()
-    loads = json.loads
+    decode = _DECODER.decode
     for number, raw in enumerate(lines, first_line):
         if not raw.strip():
             continue
         try:
-            obj = loads(raw, parse_constant=_no_constants)
+            obj = decode(raw.decode() if isinstance(raw, bytes) else raw)
         except LineError as error:
             report.reject(number, str(error))
             continue

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.registry.models import Key
@@ -39,6 +40,8 @@ class KeyResolver:
 
     session: Session
     _cache: dict[object, int | str] = field(default_factory=dict)
+    stamps: dict[object, datetime] = field(default_factory=dict)
+    """Parsed `ts` values of this request (gateways send many lines per second): parsed once."""
 
     def resolve(self, ref: object) -> int:
         """The key id, or raises Unresolved."""
@@ -80,9 +83,13 @@ class KeyResolver:
                 return ids[0]
             if ids:
                 return f"{shown(text)} matches {len(ids)} keys; send the key's #id"
-        for column in (Key.provider_key_id, func.lower(Key.name)):
-            wanted = text if column is Key.provider_key_id else text.lower()
-            ids = list(self.session.scalars(select(Key.id).where(column == wanted, live).limit(2)))
+        rows = self.session.execute(
+            select(Key.id, Key.provider_key_id)
+            .where(or_(Key.provider_key_id == text, func.lower(Key.name) == text.lower()), live)
+            .limit(10)
+        ).all()
+        by_provider = [i for i, provider_id in rows if provider_id == text]
+        for ids in (by_provider, [i for i, _p in rows]):  # a provider key id wins over a name
             if len(ids) == 1:
                 return ids[0]
             if ids:

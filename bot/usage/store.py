@@ -1,4 +1,4 @@
-"""Batched writes of usage rows: lines are folded per (key, minute) in memory, then one upsert per chunk.
+"""Batched writes of usage rows: lines are folded per (key, minute) in memory, then upserted in chunks.
 
 Additive writes (`ingest`, `import`) add counters with `SET n = n + excluded.n`; bucket writes (the
 OpenAI poller) replace the row, so a re-read bucket never counts twice. `distinct_*` take the larger of
@@ -8,6 +8,7 @@ need the address sets, so across separate writes it is a lower bound (exact with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,13 @@ from bot.usage.models import COUNTERS, DISTINCTS, UsageHour, UsageMinute
 from bot.usage.types import UsageLine, floor_minute, status_class
 
 CHUNK_ROWS = 1000
-"""Rows per statement: 17 parameters each stays well inside SQLite's 32766-variable limit."""
+"""Rows per executemany call (the statement is compiled once; the driver batches the rows)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _column(code: str) -> str:
+    """Status code → its counter column, memoised (fold runs once per line)."""
+    return f"status_{status_class(code)}"
 
 
 @dataclass
@@ -39,7 +46,7 @@ class Tally:
         c["output_tokens"] += line.output_tokens
         c["cost_usd"] += line.cost_usd
         for code, count in line.status.items():
-            c[f"status_{status_class(code)}"] += count
+            c[_column(code)] += count
         if line.source_ip is not None:
             self.ips.add(line.source_ip)
         if line.model is not None:
@@ -49,7 +56,8 @@ class Tally:
 def fold(lines: Iterable[UsageLine]) -> dict[tuple[int, datetime], Tally]:
     tallies: dict[tuple[int, datetime], Tally] = {}
     for line in lines:
-        slot = (line.key_id, floor_minute(line.minute))
+        minute = line.minute
+        slot = (line.key_id, minute if not (minute.second or minute.microsecond) else floor_minute(minute))
         tally = tallies.get(slot)
         if tally is None:
             tally = tallies[slot] = Tally()
@@ -97,17 +105,14 @@ def upsert_series(
     table: Table = model.__table__  # type: ignore[assignment]
     slot = "minute" if model is UsageMinute else "hour"
     dialect = session.get_bind().dialect.name
-    written = 0
+    stmt = _insert(dialect, table)
+    new = stmt.excluded
+    updates: dict[str, Any] = {name: (table.c[name] + new[name]) if add else new[name] for name in COUNTERS}
+    updates.update({name: _larger(table.c[name], new[name]) for name in DISTINCTS})
+    upsert = stmt.on_conflict_do_update(index_elements=["key_id", slot, "source"], set_=updates)
     for chunk in chunks(rows):
-        stmt = _insert(dialect, table).values(list(chunk))
-        new = stmt.excluded
-        updates: dict[str, Any] = {
-            name: (table.c[name] + new[name]) if add else new[name] for name in COUNTERS
-        }
-        updates.update({name: _larger(table.c[name], new[name]) for name in DISTINCTS})
-        session.execute(stmt.on_conflict_do_update(index_elements=["key_id", slot, "source"], set_=updates))
-        written += len(chunk)
-    return written
+        session.execute(upsert, list(chunk))  # executemany: compiled once, sent in batches
+    return len(rows)
 
 
 def upsert_sightings(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -116,17 +121,16 @@ def upsert_sightings(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
     table: Table = UsageSighting.__table__  # type: ignore[assignment]
     dialect = session.get_bind().dialect.name
+    stmt = _insert(dialect, table)
+    new = stmt.excluded
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["key_id", "kind", "value"],
+        set_={
+            "first_seen": case(
+                (new.first_seen < table.c.first_seen, new.first_seen), else_=table.c.first_seen
+            ),
+            "last_seen": _larger(table.c.last_seen, new.last_seen),
+        },
+    )
     for chunk in chunks(rows):
-        stmt = _insert(dialect, table).values(list(chunk))
-        new = stmt.excluded
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["key_id", "kind", "value"],
-                set_={
-                    "first_seen": case(
-                        (new.first_seen < table.c.first_seen, new.first_seen), else_=table.c.first_seen
-                    ),
-                    "last_seen": _larger(table.c.last_seen, new.last_seen),
-                },
-            )
-        )
+        session.execute(upsert, list(chunk))
