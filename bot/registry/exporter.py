@@ -26,6 +26,8 @@ CSV_COLUMNS = (
     "team",
     "team_channel",
     "team_manager",
+    "team_escalation",
+    "team_oncall_group",
     "owners",
     "backups",
     "consumers",
@@ -56,7 +58,13 @@ def to_csv(document: dict[str, Any]) -> str:
     writer.writeheader()
     for key in document.get("keys", []):
         team = teams.get(key.get("team", ""), {})
-        row = {**key, "team_channel": team.get("channel"), "team_manager": team.get("manager")}
+        row = {
+            **key,
+            "team_channel": team.get("channel"),
+            "team_manager": team.get("manager"),
+            "team_escalation": team.get("escalation"),
+            "team_oncall_group": team.get("oncall_group"),
+        }
         for name in ("owners", "backups", "tags"):
             row[name] = ";".join(key.get(name, []))
         row["consumers"] = _consumer_cell(key.get("consumers", []))

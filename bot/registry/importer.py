@@ -217,6 +217,7 @@ CSV_LIST_FIELDS = ("owners", "backups", "tags")
 CSV_TEAM_FIELDS = {
     "team_channel": "channel", "team_manager": "manager", "team_rotation_days": "rotation_days",
     "team_timezone": "timezone", "team_reminder_time": "reminder_time", "team_reminder_days": "reminder_days",
+    "team_escalation": "escalation", "team_oncall_group": "oncall_group",
 }  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL = re.compile(r"^([CGD][A-Z0-9]{2,20}|#[a-z0-9][a-z0-9._-]{0,79})$")
+SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 PROVIDERS = ("openai", "vault", "manual")
 ENVIRONMENTS = ("production", "staging", "development", "sandbox")
 
@@ -78,6 +79,8 @@ class TeamRecord(BaseModel):
     timezone: Plain | None = Field(None, max_length=64)  # rotation reminders: IANA zone, HH:MM, weekdays
     reminder_time: Plain | None = None
     reminder_days: Plain | None = Field(None, max_length=32)
+    escalation: Plain | None = Field(None, max_length=200)  # anomaly alerts: backup:15,channel:30,manager:60
+    oncall_group: Plain | None = Field(None, max_length=64)  # anomaly alerts: the on-call Slack user group
 
     @field_validator("name")
     @classmethod
@@ -92,6 +95,20 @@ class TeamRecord(BaseModel):
         from bot.reminders.schedule import check_team_schedule
 
         check_team_schedule(**{info.field_name or "": value})
+        return value
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation(cls, value: str | None) -> str | None:
+        from bot.alerts.chain import check_chain
+
+        return check_chain(value)
+
+    @field_validator("oncall_group")
+    @classmethod
+    def _oncall_group(cls, value: str | None) -> str | None:
+        if value is not None and not SLACK_GROUP.match(value):
+            raise ValueError(f"{value[:40]!r} is not a Slack user group id (like S0614TZR7)")
         return value
 
     @field_validator("channel")

@@ -261,7 +261,7 @@ def apply_import(
     return summary
 
 
-TEAM_SCHEDULE = ("rotation_days", "timezone", "reminder_time", "reminder_days")  # kept when left out
+TEAM_SCHEDULE = ("rotation_days", "timezone", "reminder_time", "reminder_days", "escalation", "oncall_group")
 
 
 def _upsert_teams(session: Session, parsed: ParsedRegistry) -> dict[str, int]:
