@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.alerts.escalation import run_escalations
 from bot.alerts.opening import raise_alerts
 from bot.alerts.types import AlertState
 from bot.db.base import utcnow
@@ -158,3 +159,23 @@ def test_app_home_shows_the_traffic_sparkline_and_the_open_alert(sw: SlackWorld)
 
     sw.wait(lambda: "Open alerts on your keys" in home(), what="App Home")
     assert "█" in home() and "6,760 requests" in home() and "🔴 Open" in home()
+
+
+def test_the_backup_acknowledges_and_the_owners_page_is_edited_too(sw: SlackWorld) -> None:
+    key_id = sw.world.add_key(unique_name("esc"), "staging", consumers=[])
+    opened = utcnow() - timedelta(minutes=20)  # the chain's backup step (15 min) is due
+    (alert_id,) = raise_alerts(sw.world.database, [finding(key_id, minute=opened)], opened, settings())
+    assert run_escalations(sw.world.database, utcnow(), settings()) == [f"{alert_id}:backup"]
+    sw.ctx.worker.deliver()
+    with sw.world.database.session() as session:
+        rows = session.execute(
+            select(Notification.recipient, Notification.facts).where(Notification.kind == "alert_page")
+        ).all()
+    where = {recipient: (facts[POSTED]["channel"], facts[POSTED]["ts"]) for recipient, facts in rows}
+    assert set(where) == {OWNER, "U0BACKUP1"}
+    backup_page = json.dumps(page_blocks(sw, *where["U0BACKUP1"]))
+    assert "You are the backup owner" in backup_page and "pages the team channel at" in backup_page
+    click(sw, ids.ACK_ALERT, alert_id, alert_row(sw.world.database, alert_id)["version"], "U0BACKUP1",
+          where["U0BACKUP1"])  # fmt: skip
+    sw.wait(lambda: not has_buttons(page_blocks(sw, *where[OWNER])), what="the owner's page edited")
+    assert "Acknowledged by <@U0BACKUP1>" in json.dumps(page_blocks(sw, *where[OWNER]))

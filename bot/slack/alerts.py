@@ -64,7 +64,8 @@ def current_page(database: Database, page: AlertPage) -> AlertPage:
     if alert is None:
         return page
     fresh = page_from_alert(alert, mention=page.mention, run_id=getattr(alert, "run_id", None))
-    return replace(fresh, step=page.step, next_step=_after(page.step), acked_by=_closer(alert))
+    # The chain's next step follows the alert's step, which is ahead of a page delivered late.
+    return replace(fresh, step=page.step, next_step=_after(fresh.step), acked_by=_closer(alert))
 
 
 def _after(step: str) -> str | None:
@@ -100,6 +101,25 @@ def posted_pages(database: Database, alert_id: int, recipient: str | None = None
             if isinstance(where, dict) and where.get("channel") and where.get("ts"):
                 found.append((str(where["channel"]), str(where["ts"])))
     return found
+
+
+def page_posted_at(database: Database, alert_id: int, where: tuple[str, str] | None) -> AlertPage | None:
+    """The page posted at ``where`` (channel, ts) as it was sent (its step, its on-call mention)."""
+    if where is None:
+        return None
+    query = select(Notification.facts).where(
+        Notification.kind == PAGE_KIND, Notification.dedupe_key.like(f"alert:{int(alert_id)}:%")
+    )
+    with database.session() as session:
+        rows = session.scalars(query.order_by(Notification.id)).all()
+    for facts in rows:
+        spot = (facts or {}).get(POSTED)
+        if isinstance(spot, dict) and (spot.get("channel"), spot.get("ts")) == where:
+            try:
+                return page_from_facts(facts)
+            except ValueError:
+                return None
+    return None
 
 
 def refresh_pages(database: Database, api: SlackAPI, page: AlertPage, recipient: str | None = None) -> int:

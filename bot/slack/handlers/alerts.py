@@ -15,17 +15,15 @@ from typing import Any
 
 from pydantic import ValidationError
 from slack_bolt import Ack, App
-from sqlalchemy import select
 
 from bot.access.policy import Actor
 from bot.alerts import service
 from bot.log import get_logger
-from bot.notifications.models import Notification
 from bot.runbooks.refusals import RunRefused
 from bot.slack import ids, limits
-from bot.slack.alerts import PAGE_KIND, POSTED, current_page
+from bot.slack.alerts import current_page, page_posted_at
 from bot.slack.api import SlackError
-from bot.slack.blocks.alerts import AlertPage, alert_page_blocks, page_from_alert, page_from_facts
+from bot.slack.blocks.alerts import AlertPage, alert_page_blocks, page_from_alert
 from bot.slack.context import SlackContext
 from bot.slack.payloads import BlockActions
 
@@ -68,28 +66,6 @@ def _where(body: dict[str, Any]) -> tuple[str, str] | None:
 def register(app: App, ctx: SlackContext) -> None:
     rt = ctx.runtime
 
-    def posted_page(alert_id: int, where: tuple[str, str] | None) -> AlertPage | None:
-        """The page as it was posted at ``where`` (its step and on-call mention), from its outbox row."""
-        if where is None:
-            return None
-        with rt.database.session() as session:
-            rows = session.scalars(
-                select(Notification.facts)
-                .where(
-                    Notification.kind == PAGE_KIND,
-                    Notification.dedupe_key.like(f"alert:{alert_id}:%"),
-                )
-                .order_by(Notification.id)
-            ).all()
-        for facts in rows:
-            spot = (facts or {}).get(POSTED)
-            if isinstance(spot, dict) and (spot.get("channel"), spot.get("ts")) == where:
-                try:
-                    return page_from_facts(facts)
-                except ValueError:
-                    return None
-        return None
-
     def show(where: tuple[str, str] | None, page: AlertPage) -> None:
         """Edit the clicked page to ``page``; a page that cannot be edited is logged, never raised."""
         if where is None:
@@ -102,7 +78,7 @@ def register(app: App, ctx: SlackContext) -> None:
 
     def refresh(alert_id: int, where: tuple[str, str] | None) -> None:
         """After a refusal: the clicked page re-rendered from the alert's current state."""
-        posted = posted_page(alert_id, where)
+        posted = page_posted_at(rt.database, alert_id, where)
         if posted is not None:
             show(where, current_page(rt.database, posted))
 
@@ -127,7 +103,7 @@ def register(app: App, ctx: SlackContext) -> None:
             ctx.refuse(body, str(refused), action=action)
             refresh(alert_id, where)
             return
-        posted = posted_page(alert_id, where)
+        posted = page_posted_at(rt.database, alert_id, where)
         if posted is None and where is not None:
             with rt.database.session() as session:
                 alert = service.get_alert(session, alert_id)
