@@ -153,9 +153,8 @@ class DetectorBank:
             season_mean = np.where(np.isnan(season_mean), season, season_mean)
             adjusted = x - g * (season - season_mean)
             drift_fast = s[DRIFT_FAST] + _rate(c.drift_fast_alpha, n_obs) * (adjusted - s[DRIFT_FAST])
-            drift = (drift_fast - s[DRIFT_BASE]) / (
-                scale * np.sqrt(c.drift_fast_alpha / (2 - c.drift_fast_alpha))
-            )
+            drift_gain = np.sqrt((2 - c.drift_fast_alpha) / c.drift_fast_alpha)
+            drift = (drift_fast - s[DRIFT_BASE]) / scale * drift_gain
             if c.two_sided:
                 v_z, v_d = np.abs(z), np.abs(drift)
             else:
@@ -169,7 +168,11 @@ class DetectorBank:
             warm = ok & (n_obs >= c.warmup_points)
             score = np.where(warm, 1.0 - np.exp(-c.sharpness * u_eff * u_eff), 0.0)
             fired = score >= c.fired_score
-            s[MEMORY] = np.where(ok, np.where(fired, np.maximum(memory, u), memory), s[MEMORY])
+            # A jump that persists would drive the drift statistic further than the spike statistic:
+            # the episode's memory covers that in advance, so a plateau after a jump stays quiet.
+            plateau = np.log2(np.maximum(np.nan_to_num(v_z * drift_gain / q_d, posinf=1e300), 1.0))
+            episode = np.maximum(np.maximum(memory, u), plateau)
+            s[MEMORY] = np.where(ok, np.where(fired, episode, memory), s[MEMORY])
             peak = s[PEAK] * np.exp2(-dt / c.peak_half_life_s)
             s[PEAK] = np.where(ok, np.maximum(peak, np.where(warm, u, 0.0)), s[PEAK])
 
