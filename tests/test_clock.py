@@ -50,14 +50,17 @@ def test_every_domain_registers_its_jobs_with_fixed_ids_coalesced_with_a_grace_t
     jobs = registered()
     ids = [j.id for j in jobs]
     assert ids == [
-        "deliver_notifications", "forget_slack_events", "resume_stale_runs", "rotation_escalations",
-        "rotation_reminders",
+        "alert_escalations", "alert_pagerduty", "deliver_notifications", "detect_anomalies",
+        "forget_slack_events", "resume_stale_runs", "rotation_escalations", "rotation_reminders",
+        "usage_openai_poll", "usage_retention",
     ]  # fmt: skip
     assert {j.run.__module__ for j in jobs} == {
+        "bot.alerts.jobs",
         "bot.notifications.jobs",
         "bot.reminders.jobs",
         "bot.slack.jobs",
         "bot.runbooks.jobs",
+        "bot.usage.jobs",
     }
     with pytest.raises(ValueError, match="registered twice"):
         job("resume_stale_runs", every=1)(lambda clock: None)
