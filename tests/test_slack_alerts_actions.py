@@ -28,7 +28,7 @@ from bot.usage.types import UsageLine
 from tests.alerts_helpers import alert_row, finding, settings
 from tests.slack_world import SlackWorld, serving
 from tests.standins.slack_api import SlackStandin
-from tests.standins.slack_payloads import block_actions_body, event_callback_body
+from tests.standins.slack_payloads import block_actions_body, event_callback_body, slash_command_body
 from tests.world import World, unique_name
 
 OWNER, STRANGER = "U0OWNER01", "U0STRANGE"
@@ -159,6 +159,14 @@ def test_app_home_shows_the_traffic_sparkline_and_the_open_alert(sw: SlackWorld)
 
     sw.wait(lambda: "Open alerts on your keys" in home(), what="App Home")
     assert "█" in home() and "6,760 requests" in home() and "🔴 Open" in home()
+
+    url = sw.slack.response_url("card")
+    assert (
+        sw.post(slash_command_body("/key-owner", f"#{key_id}", user_id=OWNER, response_url=url)).status == 200
+    )
+    sw.wait(lambda: bool(sw.slack.response_posts.get("card")), what="the key card")
+    card = json.dumps(sw.slack.response_posts["card"], ensure_ascii=False)
+    assert "Last 6 h of traffic" in card and "█" in card and "Open alerts" in card
 
 
 def test_the_backup_acknowledges_and_the_owners_page_is_edited_too(sw: SlackWorld) -> None:
