@@ -10,6 +10,7 @@ misspelt counter is noticed. Bad lines never stop good ones; errors never repeat
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import ipaddress
 import json
@@ -140,6 +141,12 @@ def _ip(value: Any) -> str | None:
         return None
     if type(value) is not str or len(value) > 64:
         raise LineError("source_ip must be an IPv4 or IPv6 address")
+    return _address(value)
+
+
+@functools.lru_cache(maxsize=65536)
+def _address(value: str) -> str:
+    """Parsed once per distinct text: a gateway's lines repeat a handful of addresses."""
     try:
         return ipaddress.ip_address(value.strip()).compressed
     except ValueError:
@@ -149,7 +156,15 @@ def _ip(value: Any) -> str | None:
 def _model(value: Any) -> str | None:
     if value is None:
         return None
-    if type(value) is not str or not 0 < len(value) <= MAX_MODEL or not value.isprintable():
+    if type(value) is not str:
+        raise LineError(f"model must be printable text of 1 to {MAX_MODEL} characters")
+    return _model_name(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _model_name(value: str) -> str:
+    """Checked once per distinct name (the secret scan is the costly part)."""
+    if not 0 < len(value) <= MAX_MODEL or not value.isprintable():
         raise LineError(f"model must be printable text of 1 to {MAX_MODEL} characters")
     if contains_secret(value):
         raise LineError("model looks like a secret")
