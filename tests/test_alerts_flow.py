@@ -131,13 +131,18 @@ def test_a_new_source_address_after_the_learning_window_is_its_own_signal(
     monkeypatch.setenv("KEYBOT_USAGE_LEARNING_HOURS", "1")
     add_team(database)
     key = add_key(database)
-    early = [
-        UsageLine(key, START + timedelta(minutes=i), requests=30, source_ip="198.51.100.1") for i in range(3)
+    steady = [
+        UsageLine(key, START + timedelta(minutes=i), requests=30, source_ip="198.51.100.1")
+        for i in range(150)
     ]
-    record_lines(database, early, source="ingest")
-    assert run_detection(database, START + timedelta(minutes=5), settings()).opened == []
-    later = START + timedelta(hours=2)
-    record_lines(database, [UsageLine(key, later, requests=30, source_ip="203.0.113.7")], source="ingest")
+    record_lines(database, steady[:100], source="ingest")
+    assert run_detection(database, START + timedelta(minutes=100), settings()).opened == []
+    later = START + timedelta(minutes=150)
+    record_lines(
+        database,
+        [*steady[100:], UsageLine(key, later, requests=30, source_ip="203.0.113.7")],
+        source="ingest",
+    )
     found = run_detection(database, later + timedelta(minutes=1), settings())
     assert len(found.opened) == 1
     with database.session() as session:

@@ -47,11 +47,30 @@ def raise_alerts(
     """Open or update an alert per finding; returns {alert id: "opened" | "updated"} (suppressed: absent)."""
     done: dict[int, str] = {}
     with database.session() as session:
-        for finding in findings:
+        for finding in merge(findings):
             outcome = _raise_one(session, finding, now, settings)
             if outcome is not None:
                 done[outcome[0]] = outcome[1]
     return done
+
+
+def merge(findings: Sequence[Finding]) -> list[Finding]:
+    """One finding per key (a spike and a new address in the same pass are one page with both signals)."""
+    by_key: dict[int, Finding] = {}
+    for f in findings:
+        seen = by_key.get(f.key_id)
+        if seen is None:
+            by_key[f.key_id] = f
+            continue
+        by_key[f.key_id] = Finding(
+            key_id=f.key_id,
+            minute=max(seen.minute, f.minute),
+            score=max(seen.score, f.score),
+            signals=tuple(dict.fromkeys((*seen.signals, *f.signals))),
+            observed={**f.observed, **seen.observed},
+            baseline={**f.baseline, **seen.baseline},
+        )
+    return list(by_key.values())
 
 
 def _raise_one(
