@@ -147,3 +147,16 @@ def test_revoke_now_refused_for_a_stranger_or_a_stale_version_changes_nothing(da
     assert counts(database) == before and alert_row(database, alert_id) == row
     with database.session() as session:
         assert session.scalars(select(Run)).all() == []
+
+
+def test_revoke_now_on_a_key_with_a_run_already_leaves_the_alert_as_it_was(database: Database) -> None:
+    key, alert_id = _open(database)
+    runbooks = load_runbooks(BUILTIN_RUNBOOKS)
+    from bot.runbooks.service import KeyBusy, start_run
+
+    start_run(database, runbooks, policy=POLICY, key_id=key, runbook="revoke-replace-audit-notify",
+              mode="staged", actor=OWNER, reason="leaked in a gist")  # fmt: skip
+    before, row = counts(database), alert_row(database, alert_id)
+    with pytest.raises(KeyBusy):
+        service.revoke_now(database, runbooks, POLICY, alert_id, 1, Actor(OWNER))
+    assert counts(database) == before and alert_row(database, alert_id) == row
