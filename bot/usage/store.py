@@ -75,8 +75,8 @@ def minute_rows(tallies: dict[tuple[int, datetime], Tally], source: str) -> list
             "distinct_ips": len(t.ips),
             "distinct_models": len(t.models),
         }
-        for (key_id, minute), t in tallies.items()
-    ]
+        for (key_id, minute), t in sorted(tallies.items(), key=lambda item: item[0])
+    ]  # one lock order for every writer: two replicas upserting the same rows wait, never deadlock
 
 
 def chunks(rows: Sequence[dict[str, Any]], size: int = CHUNK_ROWS) -> Iterator[Sequence[dict[str, Any]]]:
