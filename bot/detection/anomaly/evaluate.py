@@ -95,11 +95,14 @@ def evaluate(
 ) -> Evaluation:
     """The scenario set (`repeats` seeds from `seed` on) judged at `threshold`."""
     items = [item for r in range(repeats) for item in scenarios(seed + r)]
-    scores = score_all(items, config)
-    per_item = [judge(item, scores[i], threshold) for i, item in enumerate(items)]
+    return judge_all(items, score_all(items, config), threshold)
+
+
+def judge_all(items: Sequence[Scenario], scores: npt.NDArray[np.float64], threshold: float) -> Evaluation:
+    """Scored scenarios judged at `threshold`, repeats of one scenario (other seeds) added together."""
     merged: dict[str, list[ScenarioResult]] = {}
-    for result in per_item:
-        merged.setdefault(result.name, []).append(result)
+    for i, item in enumerate(items):
+        merged.setdefault(item.name, []).append(judge(item, scores[i], threshold))
     results = tuple(
         ScenarioResult(
             name,
