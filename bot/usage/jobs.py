@@ -12,7 +12,7 @@ POLL_EVERY_SECONDS = 60.0
 RETENTION_EVERY_SECONDS = 3600.0
 
 
-@job("usage_openai_poll", every=POLL_EVERY_SECONDS, misfire_grace_seconds=30)
+@job("usage_openai_poll", every=POLL_EVERY_SECONDS)
 def usage_openai_poll(clock: ClockContext) -> str:
     """Every key's last minutes of OpenAI usage; only with an admin key (never in sandbox mode)."""
     runtime = clock.runtime
