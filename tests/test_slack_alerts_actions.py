@@ -187,3 +187,22 @@ def test_the_backup_acknowledges_and_the_owners_page_is_edited_too(sw: SlackWorl
           where["U0BACKUP1"])  # fmt: skip
     sw.wait(lambda: not has_buttons(page_blocks(sw, *where[OWNER])), what="the owner's page edited")
     assert "Acknowledged by <@U0BACKUP1>" in json.dumps(page_blocks(sw, *where[OWNER]))
+
+
+def test_a_member_of_the_teams_on_call_group_may_acknowledge_and_a_non_member_may_not(sw: SlackWorld) -> None:
+    from bot.registry.models import Key, Team
+
+    key_id, alert_id, channel, ts = paged(sw)
+    with sw.world.database.session() as session:
+        team_id = session.scalars(select(Key.team_id).where(Key.id == key_id)).one()
+        session.get(Team, team_id).oncall_group = "S0ONCALL9"  # type: ignore[union-attr]
+    sw.slack.add_usergroup("S0ONCALL9", ["U0ONCALL1"])
+    before = alert_row(sw.world.database, alert_id)
+    click(sw, ids.ACK_ALERT, alert_id, 1, "U0NOTONCL", (channel, ts))
+    sw.wait(lambda: bool(sw.slack.response_posts.get("U0NOTONCL")), what="the refusal")
+    assert alert_row(sw.world.database, alert_id) == before
+    click(sw, ids.ACK_ALERT, alert_id, 1, "U0ONCALL1", (channel, ts))
+    sw.wait(
+        lambda: "Acknowledged by <@U0ONCALL1>" in json.dumps(page_blocks(sw, channel, ts)), what="the edit"
+    )
+    assert alert_row(sw.world.database, alert_id)["state"] is AlertState.ACKNOWLEDGED

@@ -20,7 +20,7 @@ from bot.alerts.paging import enqueue_update
 from bot.alerts.types import ACTIVE_STATES, AlertNotFound, AlertState, AlertView, StaleAlert
 from bot.db.base import utcnow
 from bot.db.session import Database
-from bot.registry.models import Key, OwnerRole
+from bot.registry.models import Key, OwnerRole, Team
 from bot.reminders.models import KeyEvent
 from bot.runbooks import names
 from bot.runbooks.decisions import lock_row
@@ -273,3 +273,15 @@ def chart_points(session: Session, alert_id: int, hours: int = 6) -> ChartData:
     if found is None:
         raise AlertNotFound(f"no alert #{alert_id}")
     return chart_data(session, found, hours=hours)
+
+
+def oncall_groups(database: Database, alert_id: int) -> tuple[str, ...]:
+    """The user group whose members may answer this alert besides owners and staff (its team's on-call)."""
+    with database.session() as session:
+        group = session.scalar(
+            select(Team.oncall_group)
+            .join(Key, Key.team_id == Team.id)
+            .join(Alert, Alert.key_id == Key.id)
+            .where(Alert.id == alert_id)
+        )
+    return (group,) if group else ()

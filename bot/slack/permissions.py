@@ -6,6 +6,7 @@ functions; the checks here only let a handler refuse early (before opening a for
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from threading import Lock
 
@@ -42,24 +43,27 @@ class Permissions:
     def __init__(self, policy: Policy, api: SlackAPI | None) -> None:
         self.policy = policy
         self.api = api
-        self._group_members: tuple[float, set[str]] = (0.0, set())
+        self._group_members: dict[str, tuple[float, set[str]]] = {}
         self._lock = Lock()
 
-    def actor(self, user: str) -> Actor:
-        return Actor(user, in_revoker_group=self._in_group(user))
-
-    def _in_group(self, user: str) -> bool:
+    def actor(self, user: str, groups: Iterable[str] = ()) -> Actor:
+        """`groups`: other user groups whose membership matters here (a team's on-call group)."""
         group = self.policy.roster.revoker_group
-        if not group or self.api is None:
+        member_of = frozenset(g for g in groups if g and self._in_group(user, g))
+        in_revokers = group is not None and bool(group) and self._in_group(user, group)
+        return Actor(user, in_revoker_group=in_revokers, groups=member_of)
+
+    def _in_group(self, user: str, group: str) -> bool:
+        if self.api is None:
             return False
         with self._lock:
-            fetched_at, members = self._group_members
+            fetched_at, members = self._group_members.get(group, (0.0, set()))
             if time.monotonic() - fetched_at > GROUP_CACHE_SECONDS:
                 try:
                     members = set(self.api.usergroup_members(group))
-                    self._group_members = (time.monotonic(), members)
+                    self._group_members[group] = (time.monotonic(), members)
                 except SlackError as error:
-                    log.warning("cannot read the revokers user group", code=error.code)
+                    log.warning("cannot read a user group", group=group[:40], code=error.code)
         return user in members
 
     def may(self, decision: Decision, user: str, key: Key) -> Verdict:

@@ -18,6 +18,7 @@ from slack_bolt import Ack, App
 
 from bot.access.policy import Actor
 from bot.alerts import service
+from bot.alerts.service import oncall_groups
 from bot.log import get_logger
 from bot.runbooks.refusals import RunRefused
 from bot.slack import ids, limits
@@ -83,7 +84,7 @@ def register(app: App, ctx: SlackContext) -> None:
             show(where, current_page(rt.database, posted))
 
     def decide(body: dict[str, Any], user: str, action: str, alert_id: int, version: int) -> None:
-        actor = ctx.permissions.actor(user)
+        actor = ctx.permissions.actor(user, groups=oncall_groups(rt.database, alert_id))
         where = _where(body)
         decisions: dict[str, Callable[[Actor], Any]] = {
             ids.ACK_ALERT: lambda who: service.acknowledge(
