@@ -4,7 +4,8 @@ accelerated time.
 Started by tests/test_alerts_real_clock.py as `python tests/alerts_clock_hook.py`. Before running the real
 CLI it changes three things in this process: the alerts jobs read a fake clock (`TEST_FAKE_START` + real
 seconds since `TEST_FAKE_EPOCH` x `TEST_FAKE_SPEED`), and detection, escalation and outbox delivery run
-every 0.1 s, so an escalation chain of minutes plays out in seconds. Everything else is the shipped code.
+every 0.1 s, so an escalation chain of minutes plays out in seconds; the test can also jump ahead.
+Everything else is the shipped code.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ SPEED = float(os.environ["TEST_FAKE_SPEED"])
 FAST_JOBS = ("detect_anomalies", "alert_escalations", "deliver_notifications")
 
 
+JUMPS = Path(os.environ["TEST_FAKE_JUMP_FILE"])
+
+
 def fake_now() -> datetime:
-    return START + timedelta(seconds=(time.time() - EPOCH) * SPEED)
+    """The accelerated clock, plus any jump (seconds) the test wrote into TEST_FAKE_JUMP_FILE."""
+    jump = float(JUMPS.read_text() or 0) if JUMPS.exists() else 0.0
+    return START + timedelta(seconds=(time.time() - EPOCH) * SPEED + jump)
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ from tests.alerts_helpers import (
 
 START = NOW - timedelta(hours=3)
 HISTORY = 180
+SETTLE = timedelta(minutes=2)  # a minute is scored once it is over and one more has passed for late lines
 
 
 def _traffic(
@@ -63,21 +64,19 @@ def _spiked(database: Database) -> tuple[int, int, datetime]:
     add_team(database)
     key, quiet = add_key(database), add_key(database, "quiet-key")
     _traffic(database, [key, quiet], 0, HISTORY)
-    first = run_detection(database, NOW, settings())
+    first = run_detection(database, NOW + SETTLE - timedelta(minutes=1), settings())
     assert first.opened == [] and first.keys == 2 and first.minutes == HISTORY
     last = _traffic(database, [key, quiet], HISTORY, 3, spike=900)
-    found = run_detection(database, last + timedelta(seconds=30), settings())
+    found = run_detection(database, last + SETTLE, settings())
     assert len(found.opened) == 1
-    return key, found.opened[0], last + timedelta(seconds=30)
+    return key, found.opened[0], last + SETTLE
 
 
 def test_a_spike_pages_the_owner_then_each_step_at_its_time(database: Database) -> None:
     key, alert_id, opened = _spiked(database)
     with database.session() as session:
         view = service.get_alert(session, alert_id)
-        assert session.scalars(select(DetectorState.last_minute).distinct()).all() == [
-            opened.replace(second=0)
-        ]
+        assert session.scalars(select(DetectorState.last_minute).distinct()).all() == [opened - SETTLE]
     assert view is not None and view.key_id == key and "requests" in view.signals and view.score >= 0.98
     assert view.observed["requests"] == 900.0 and view.baseline["requests"] < 60
     assert [(r, f["step"]) for _d, r, f in pages(database)] == [(OWNER, "owner")]
@@ -102,17 +101,19 @@ def test_expected_suppresses_the_same_pattern_next_time(database: Database) -> N
     service.mark_expected(database, alert_id, 1, Actor(OWNER), now=opened)
     s = settings(cooldown_minutes=0)
     last = _traffic(database, [key], HISTORY + 3, 60)
-    assert run_detection(database, last, s).opened == []
+    assert run_detection(database, last + SETTLE, s).opened == []
     with database.session() as session:
         assert session.scalars(select(DetectorState.absorb_pending).distinct()).all() == [False]
     last = _traffic(database, [key], HISTORY + 63, 3, spike=900)
-    again = run_detection(database, last, s)
+    again = run_detection(database, last + SETTLE, s)
     assert again.signalled == [] and again.opened == []  # the detector's baseline rose: not even a finding
     with database.session() as session:
         assert service.open_alerts(session) == []
     last = _traffic(database, [key], HISTORY + 66, 30)
     last = _traffic(database, [key], HISTORY + 96, 3, spike=20000)
-    assert len(run_detection(database, last, s).opened) == 1  # not a mute: a far larger spike still pages
+    assert (
+        len(run_detection(database, last + SETTLE, s).opened) == 1
+    )  # not a mute: a far larger spike still pages
 
 
 def test_revoke_now_starts_the_emergency_runbook(database: Database) -> None:
@@ -136,16 +137,30 @@ def test_a_new_source_address_after_the_learning_window_is_its_own_signal(
         for i in range(150)
     ]
     record_lines(database, steady[:100], source="ingest")
-    assert run_detection(database, START + timedelta(minutes=100), settings()).opened == []
+    assert run_detection(database, START + timedelta(minutes=101), settings()).opened == []
     later = START + timedelta(minutes=150)
     record_lines(
         database,
         [*steady[100:], UsageLine(key, later, requests=30, source_ip="203.0.113.7")],
         source="ingest",
     )
-    found = run_detection(database, later + timedelta(minutes=1), settings())
+    found = run_detection(database, later + SETTLE, settings())
     assert len(found.opened) == 1
     with database.session() as session:
         view = service.get_alert(session, found.opened[0])
     assert view is not None and view.signals == ("new source address 203.0.113.7",)
-    assert run_detection(database, later + timedelta(minutes=2), settings()).opened == []  # seen once only
+    assert (
+        run_detection(database, later + SETTLE + timedelta(minutes=1), settings()).opened == []
+    )  # seen once only
+
+
+def test_a_minute_still_being_written_is_not_scored_until_it_has_settled(database: Database) -> None:
+    add_team(database)
+    key = add_key(database)
+    last = _traffic(database, [key], 0, HISTORY)
+    run_detection(database, last + timedelta(seconds=30), settings())  # `last` is the current minute
+    with database.session() as session:
+        assert session.scalars(select(DetectorState.last_minute).distinct()).all() == [last - SETTLE]
+    run_detection(database, last + SETTLE, settings())
+    with database.session() as session:
+        assert session.scalars(select(DetectorState.last_minute).distinct()).all() == [last]

@@ -28,6 +28,7 @@ from bot.usage.types import METRICS, Sighting
 
 MINUTE = timedelta(minutes=1)
 KEY_BATCH = 2000
+SETTLE_MINUTES = 1
 NOVELTY_CURSOR = "alerts.novelty_since"
 NOVELTY_LABELS = {"ip": "new source address", "model": "new model"}
 
@@ -55,7 +56,7 @@ def run_detection(database: Database, now: datetime, settings: AlertSettings) ->
     result = DetectionResult()
     with database.session() as session:
         environments = _watched(session, monitored_keys(session))
-        latest = latest_complete_minute(session)
+        latest = _settled(latest_complete_minute(session), now)
     findings: list[Finding] = []
     if latest is not None and environments:
         ids = sorted(environments)
@@ -69,6 +70,15 @@ def run_detection(database: Database, now: datetime, settings: AlertSettings) ->
     for alert_id, outcome in raise_alerts(database, findings, now, settings).items():
         (result.opened if outcome == "opened" else result.updated).append(alert_id)
     return result
+
+
+def _settled(latest: datetime | None, now: datetime) -> datetime | None:
+    """The newest minute that is over, plus SETTLE_MINUTES for late lines: a minute still being written
+    would be scored on part of its traffic (a false drop), and its later lines never scored at all."""
+    if latest is None:
+        return None
+    last_settled = now.replace(second=0, microsecond=0) - (SETTLE_MINUTES + 1) * MINUTE
+    return min(latest, last_settled)
 
 
 def _watched(session: Session, key_ids: Sequence[int]) -> dict[int, str]:
