@@ -24,6 +24,7 @@ from bot.detection.anomaly.state import (
     EH_DAY,
     EH_NAIVE,
     EH_WEEK,
+    EH_WEEKEND,
     FAST,
     INTFRAC,
     L_RES,
@@ -55,8 +56,11 @@ WARM_START = 10
 """Observations before residuals are winsorised (the scale is not known yet)."""
 RECENT_ALPHA = 0.1
 QUANTILE_EARLY = 50.0
+QUANTILE_MAX_RATE = 0.1
 """The running quantiles learn fast at first (step 50/n, at most 0.1) and then at `quantile_rate`, so a
 heavy-tailed series is calibrated early yet an unfolding anomaly barely moves the tolerance."""
+LEARN_CEILING = 2.0
+PROFILE_CLIP = 4.0
 SEASON_MEAN_ALPHA = 0.0005
 """The seasonal profile's own slow mean (~1.4 days): the drift statistic removes only the seasonal swing."""
 INT_ALPHA = 0.01
@@ -126,9 +130,15 @@ class DetectorBank:
             # Seasonal part: hour-of-week and hour-of-day profiles, weighed by their hourly errors, and
             # trusted (g) only as far as they beat "same as the previous hour".
             p_week = self._week[rows, week_b].astype(np.float64)
-            p_day = self._day[rows, _day_bucket(week_b)].astype(np.float64)
+            day_b = _day_bucket(week_b)
+            p_day = self._day[rows, day_b].astype(np.float64)
+            p_day = np.where(np.isnan(p_day), self._day[rows, (day_b + 24) % 48], p_day)  # other day type
             w_week = np.where(np.isnan(p_week), 0.0, _weights(s[EH_WEEK]))
-            w_day = np.where(np.isnan(p_day), 0.0, _weights(s[EH_DAY]))
+            own, other = (
+                np.where(day_b >= 24, s[EH_WEEKEND], s[EH_DAY]),
+                np.where(day_b >= 24, s[EH_DAY], s[EH_WEEKEND]),
+            )
+            w_day = np.where(np.isnan(p_day), 0.0, _weights(np.where(np.isnan(own), other, own)))
             w_season = w_week + w_day
             season = (w_week * np.nan_to_num(p_week) + w_day * np.nan_to_num(p_day)) / w_season
             season = np.where(w_season > 0, season, 0.0)
@@ -209,14 +219,25 @@ class DetectorBank:
             s[DRIFT_BASE] = np.where(reanchor, s[DRIFT_FAST], s[DRIFT_BASE])
             s[LEVEL] = np.where(reanchor, s[RECENT], s[LEVEL])
 
-            eta = np.clip(QUANTILE_EARLY / (n_obs + 1.0), c.quantile_rate, 0.1) * (n_obs >= WARM_START)
+            eta = np.clip(QUANTILE_EARLY / (n_obs + 1.0), c.quantile_rate, QUANTILE_MAX_RATE) * (
+                n_obs >= WARM_START
+            )
             up, down = eta * c.quantile, eta * (1.0 - c.quantile)
             for field, v, lo in ((LQ_Z, v_z, c.spike_floor), (LQ_D, v_d, c.drift_floor)):
                 lq = s[field]
-                stepped = np.maximum(lq + np.where(v > np.exp(lq), up, -down), np.log(lo))
+                q = np.exp(lq)
+                # Points far past the quantile are anomalies, not evidence of a heavier tail: they teach
+                # nothing, so a bad first day or an incident does not blunt the detector for weeks.
+                change = np.where(v > q, np.where(v > LEARN_CEILING * q, 0.0, up), -down)
+                stepped = np.maximum(lq + change, np.log(lo))
                 s[field] = np.where(ok, stepped, lq)
 
-            s[ACC_SUM] = np.where(ok, s[ACC_SUM] + np.clip(x, pred - k, pred + k), s[ACC_SUM])
+            wide = PROFILE_CLIP * k  # profiles must learn sharp daily steps, yet not a leak's spike
+            # Clipped around both the blend and the profile (a step the profile knows is not clipped); the
+            # first visit of an hour, with no profile yet, is taken as it comes.
+            low = np.where(w_season > 0, np.minimum(pred, season) - wide, -np.inf)
+            high = np.where(w_season > 0, np.maximum(pred, season) + wide, np.inf)
+            s[ACC_SUM] = np.where(ok, s[ACC_SUM] + np.clip(x, low, high), s[ACC_SUM])
             s[ACC_N] = np.where(ok, s[ACC_N] + 1.0, s[ACC_N])
             s[ACC_BUCKET] = np.where(ok, week_b, s[ACC_BUCKET])
             s[LAST_TS] = ts
@@ -239,14 +260,33 @@ class DetectorBank:
         prior = np.abs(mean - s[PREV_HOUR, idx])
         s[EH_NAIVE, idx] = np.where(np.isnan(naive), prior, naive + a * (prior - naive))
         fallback = 1.5 * np.nan_to_num(s[EH_NAIVE, idx], nan=np.inf)
-        for profile, bucket, alpha, field in (
-            (self._week, wb, c.week_alpha, EH_WEEK),
-            (self._day, _day_bucket(wb), c.day_alpha, EH_DAY),
+        db = _day_bucket(wb)
+        weekend = db >= 24
+        other_day = self._day[idx, (db + 24) % 48].astype(np.float64)
+        day_error = np.where(weekend, s[EH_WEEKEND, idx], s[EH_DAY, idx])
+        other_error = np.where(weekend, s[EH_DAY, idx], s[EH_WEEKEND, idx])
+        errors = []
+        for profile, bucket, alpha, current, backup, prior in (
+            (self._week, wb, c.week_alpha, s[EH_WEEK, idx], np.full(idx.size, np.nan), fallback),
+            (
+                self._day,
+                db,
+                c.day_alpha,
+                day_error,
+                other_day,
+                np.where(np.isnan(other_error), fallback, other_error),
+            ),
         ):
             old = profile[idx, bucket].astype(np.float64)
-            e = np.where(np.isnan(s[field, idx]), fallback, s[field, idx])
-            s[field, idx] = np.where(np.isnan(old), s[field, idx], e + a * (np.abs(mean - old) - e))
+            predicted = np.where(
+                np.isnan(old), backup, old
+            )  # what the step predicted from, fallback included
+            e = np.where(np.isnan(current), prior, current)
+            errors.append(np.where(np.isnan(predicted), current, e + a * (np.abs(mean - predicted) - e)))
             profile[idx, bucket] = np.where(np.isnan(old), mean, old + alpha * (mean - old))
+        s[EH_WEEK, idx] = errors[0]
+        s[EH_DAY, idx] = np.where(weekend, s[EH_DAY, idx], errors[1])
+        s[EH_WEEKEND, idx] = np.where(weekend, errors[1], s[EH_WEEKEND, idx])
         s[PREV_HOUR, idx] = mean
         s[ACC_SUM, idx] = 0.0
         s[ACC_N, idx] = 0.0

@@ -73,8 +73,9 @@ def episodes(scores: npt.NDArray[np.float64], threshold: float, merge_minutes: i
     return starts
 
 
-PROBATION_MINUTES = 1440
-"""Alerts on a series' first day are not judged: everything is new then (public benchmarks do the same)."""
+PROBATION_MINUTES = 2 * 1440
+"""Alerts in a series' first two days (15% of a scenario, as in public benchmarks' probation period) are
+not judged: a key's first days are when its daily pattern is learned."""
 
 
 def judge(item: Scenario, scores: npt.NDArray[np.float64], threshold: float) -> ScenarioResult:

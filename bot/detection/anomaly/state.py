@@ -13,9 +13,9 @@ import numpy.typing as npt
 (
     N_OBS, LAST_TS, LEVEL, FAST, RECENT, SCALE, MEAN_ABS, INTFRAC, E_LEVEL, E_FAST,
     L_RES, DRIFT_FAST, DRIFT_BASE, PERSIST, LQ_Z, LQ_D, MEMORY, PEAK,
-    ACC_SUM, ACC_N, ACC_BUCKET, PREV_HOUR, EH_NAIVE, EH_DAY, EH_WEEK, SEASON_MEAN,
-) = range(26)  # fmt: skip
-FIELDS = 26
+    ACC_SUM, ACC_N, ACC_BUCKET, PREV_HOUR, EH_NAIVE, EH_DAY, EH_WEEK, SEASON_MEAN, EH_WEEKEND,
+) = range(27)  # fmt: skip
+FIELDS = 27
 WEEK_BUCKETS = 168
 DAY_BUCKETS = 48
 
@@ -23,7 +23,7 @@ MAGIC = b"KBD2"
 """Blob version tag: a blob from another layout is refused (fresh state), never misread."""
 STATE_BYTES = len(MAGIC) + FIELDS * 8 + (WEEK_BUCKETS + DAY_BUCKETS) * 4
 
-_NAN_START = (PREV_HOUR, EH_NAIVE, EH_DAY, EH_WEEK, SEASON_MEAN)
+_NAN_START = (PREV_HOUR, EH_NAIVE, EH_DAY, EH_WEEKEND, EH_WEEK, SEASON_MEAN)
 
 
 def fresh(
