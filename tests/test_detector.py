@@ -173,7 +173,7 @@ def test_a_quiet_key_suddenly_active_pages(scored: dict[str, tuple[Scenario, np.
 
 def test_scenario_precision_recall_and_time_to_detect(scored: dict[str, tuple[Scenario, np.ndarray]]) -> None:
     evaluation = Evaluation(PAGE, tuple(judge(item, scores, PAGE) for item, scores in scored.values()))
-    assert evaluation.precision >= 0.55  # 0.6 at this seed: heavy-tail outliers, the first weekend's drop
+    assert evaluation.precision >= 0.75  # 0.8 at this seed: heavy-tail outliers, the first weekend's drop
     assert evaluation.recall >= 0.9  # 1.0 at this seed
     assert evaluation.ttd(0.5) <= 5  # 0 minutes at this seed: most anomalies page at their first minute
 

@@ -60,7 +60,11 @@ QUANTILE_MAX_RATE = 0.1
 """The running quantiles learn fast at first (step 50/n, at most 0.1) and then at `quantile_rate`, so a
 heavy-tailed series is calibrated early yet an unfolding anomaly barely moves the tolerance."""
 LEARN_CEILING = 2.0
+FAR_STEP = 0.25
+"""Points past LEARN_CEILING times a running quantile are anomalies first: they raise it at a quarter
+step, so a bad first day or an incident barely blunts the detector, yet recurring spikes are learned."""
 PROFILE_CLIP = 4.0
+"""Hour means for the profiles are clipped at this many times the winsorising width around the prediction."""
 SEASON_MEAN_ALPHA = 0.0005
 """The seasonal profile's own slow mean (~1.4 days): the drift statistic removes only the seasonal swing."""
 INT_ALPHA = 0.01
@@ -226,9 +230,7 @@ class DetectorBank:
             for field, v, lo in ((LQ_Z, v_z, c.spike_floor), (LQ_D, v_d, c.drift_floor)):
                 lq = s[field]
                 q = np.exp(lq)
-                # Points far past the quantile are anomalies, not evidence of a heavier tail: they teach
-                # nothing, so a bad first day or an incident does not blunt the detector for weeks.
-                change = np.where(v > q, np.where(v > LEARN_CEILING * q, 0.0, up), -down)
+                change = np.where(v > q, np.where(v > LEARN_CEILING * q, FAR_STEP * up, up), -down)
                 stepped = np.maximum(lq + change, np.log(lo))
                 s[field] = np.where(ok, stepped, lq)
 
