@@ -116,6 +116,19 @@ def test_a_level_shift_pages_then_becomes_the_new_normal() -> None:
     assert scores[520:].max() < PAGE  # adapted: the new level no longer pages
 
 
+def test_irregular_intervals_and_gaps_still_page_on_a_spike_only() -> None:
+    rng = np.random.default_rng(11)
+    gaps = rng.integers(30, 600, 800)
+    gaps[300] = 7 * 24 * 3600  # a week-long outage
+    ts = T0 + np.cumsum(gaps)
+    values = rng.normal(30, 3, 800)
+    values[rng.random(800) < 0.05] = np.nan  # missing ticks
+    values[600] = 150.0
+    scores = score_series(ts, values)
+    assert scores[600] >= PAGE
+    assert np.delete(scores, 600).max() < PAGE
+
+
 def test_the_leak_spike_scenario_pages_once(scored: dict[str, tuple[Scenario, np.ndarray]]) -> None:
     item, scores = scored["leak spike"]
     (start, end) = item.windows[0]

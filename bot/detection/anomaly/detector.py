@@ -129,7 +129,8 @@ class DetectorBank:
             dt = np.maximum(ts - s[LAST_TS], 0.0)
 
             week_b = ((np.floor(ts / HOUR) + MONDAY_OFFSET_HOURS) % WEEK_BUCKETS).astype(np.intp)
-            self._fold_hours(ok & (s[ACC_N] > 0) & (week_b != s[ACC_BUCKET]))
+            new_hour = (week_b != s[ACC_BUCKET]) | (dt >= HOUR)  # a gap of exactly a week is a new hour too
+            self._fold_hours(ok & (s[ACC_N] > 0) & new_hour)
 
             # Seasonal part: hour-of-week and hour-of-day profiles, weighed by their hourly errors, and
             # trusted (g) only as far as they beat "same as the previous hour".
