@@ -80,13 +80,17 @@ def test_bad_input_is_refused_with_its_line_and_leaves_no_output(
     assert not target.exists() and list(tmp_path.iterdir()) == [source]
 
 
-def test_missing_file_and_non_utf8_are_one_line_errors(tmp_path: Path) -> None:
+def test_missing_file_non_utf8_and_unwritable_output_are_one_line_errors(tmp_path: Path) -> None:
     code, _out, err = _invoke(str(tmp_path / "nope.csv"))
     assert code == 2 and "no such file" in err
     latin = tmp_path / "latin.csv"
     latin.write_bytes(b"timestamp,value\n2014-04-01 00:00:00,caf\xe9\n")
     code, _out, err = _invoke(str(latin))
     assert code == 2 and "not UTF-8" in err
+    code, _out, err = _invoke(str(latin), "--out", str(tmp_path / "missing" / "out.csv"))
+    assert code == 2 and "cannot write" in err and "out.csv" in err
+    code, _out, err = _invoke(str(tmp_path))
+    assert code == 2 and "is a directory" in err
 
 
 def test_score_csv_streams_and_counts_rows() -> None:

@@ -41,8 +41,8 @@ def score_command(
 
     if not source.exists():
         raise _fail(f"{source}: no such file")
-    if not source.is_file():
-        raise _fail(f"{source}: not a regular file")
+    if source.is_dir():
+        raise _fail(f"{source}: is a directory")
     try:
         with source.open(encoding="utf-8-sig", newline="") as reader:
             if out == STDOUT:
@@ -50,7 +50,10 @@ def score_command(
                 sys.stdout.flush()
                 return
             target = Path(out)
-            fd, tmp = tempfile.mkstemp(prefix=".keybot-score-", suffix=".csv", dir=target.parent or ".")
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".keybot-score-", suffix=".csv", dir=target.parent)
+            except OSError as error:
+                raise _fail(f"cannot write {target}: {error.strerror or error}") from None
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as writer:
                     score_csv(reader, writer)
