@@ -52,7 +52,7 @@ def throughput() -> None:
     figure(f"detector step: {SERIES} series x {MINUTES} minutes", spent, "s")
     figure("detector throughput (one core)", points / spent, "points/s")
     figure("detector per tick of all series", spent / MINUTES * 1000, "ms")
-    memory = (bank._s.nbytes + bank._week.nbytes + bank._day.nbytes) / max(SERIES, 1)
+    memory = bank.nbytes / max(SERIES, 1)
     figure("detector state per series (stored blob)", DetectorBank.STATE_BYTES, "bytes")
     figure("detector state per series (in memory)", memory, "bytes")
 

@@ -109,6 +109,11 @@ class DetectorBank:
     def n(self) -> int:
         return int(self._rows.size)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the state arrays of all n series."""
+        return int(self._s.nbytes + self._week.nbytes + self._day.nbytes)
+
     def step(self, values: npt.ArrayLike, timestamps: npt.ArrayLike) -> Floats:
         """Score one tick for every series, then fold it into the state. NaN (or inf, or beyond `MAX_ABS`)
         means no observation: that series' state is unchanged and its score is 0."""
