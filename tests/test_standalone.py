@@ -31,3 +31,14 @@ def test_the_architecture_page_exists_and_the_readme_links_it() -> None:
     page = REPO / "docs" / "architecture.md"
     assert page.is_file() and len(page.read_text()) > 2000
     assert "docs/architecture.md" in (REPO / "README.md").read_text()
+
+
+def test_every_relative_link_in_the_docs_points_at_a_file_of_the_repository() -> None:
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(REPO)} -> {target}")
+    assert not broken
