@@ -64,8 +64,9 @@ def test_no_out_writes_stdout(tmp_path: Path) -> None:
         ("timestamp,value\n2014-04-01 00:00:00,1\nyesterday,2\n", "line 3: timestamp 'yesterday'"),
         ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,lots\n", "line 3: value 'lots'"),
         ("timestamp,value\n2014-04-01 00:00:00,1,9\n", "line 2: expected 2 fields"),
-        ("time,val\n2014-04-01 00:00:00,1\n", "line 1: the header must be `timestamp,value`"),
-        ("2014-04-01 00:00:00,1\n", "the header must be"),
+        ("time,val\n2014-04-01 00:00:00,1\n", "line 1: the header must name `timestamp` and `value`"),
+        ("2014-04-01 00:00:00,1\n", "the header must name"),
+        ("timestamp,value,value\n0,1,2\n", "the header must name"),
         ("", "the file is empty"),
     ],
 )
@@ -99,3 +100,16 @@ def test_score_csv_streams_and_counts_rows() -> None:
     assert count == 3 and len(sink.getvalue().splitlines()) == 4
     with pytest.raises(CsvInputError, match="line 2"):
         score_csv(io.StringIO("timestamp,value\n" + "9" * 2000 + ",1\n"), io.StringIO())
+
+
+def test_columns_are_found_by_name_and_other_columns_are_never_used() -> None:
+    points = [(60 * i, i % 3 + (40 if i == 150 else 0)) for i in range(200)]
+    labelled, plain, swapped = io.StringIO(), io.StringIO(), io.StringIO()
+    score_csv(
+        io.StringIO("timestamp,value,is_anomaly\n" + "".join(f"{t},{v},{int(v > 9)}\n" for t, v in points)),
+        labelled,
+    )
+    score_csv(io.StringIO("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in points)), plain)
+    score_csv(io.StringIO("Value,Timestamp\n" + "".join(f"{v},{t}\n" for t, v in points)), swapped)
+    assert labelled.getvalue() == plain.getvalue() == swapped.getvalue()
+    assert max(float(line.split(",")[2]) for line in plain.getvalue().splitlines()[1:]) > 0.9

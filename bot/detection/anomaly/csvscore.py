@@ -3,9 +3,11 @@
 Every output row is the input row's timestamp and value strings exactly as read, plus `anomaly_score`
 computed from that row and earlier rows only: the same `DetectorBank` the paging job steps.
 
-Rows are refused, not skipped: a row that cannot be read stops the run with its line number, because a
-silently dropped row would shift every later score. A missing value (an empty cell, `nan`, `NaN`, `null`)
-is not an error: it is a tick with no observation, written back with score 0.
+The header names the `timestamp` and `value` columns, in any order; other columns (a benchmark's labels,
+say) are read past and never used. Rows are refused, not skipped: a row that cannot be read stops the run
+with its line number, because a silently dropped row would shift every later score. A missing value (an
+empty cell, `nan`, `NaN`, `null`) is not an error: it is a tick with no observation, written back with
+score 0.
 """
 
 from __future__ import annotations
@@ -83,10 +85,13 @@ def score_csv(source: TextIO, sink: TextIO, config: DetectorConfig | None = None
     if first is None:
         raise CsvInputError("the file is empty: expected a header line `timestamp,value`")
     line, header = first
-    names = tuple(name.strip().lstrip("\ufeff").lower() for name in header)
-    if names != HEADER:
+    names = [name.strip().lstrip("\ufeff").lower() for name in header]
+    if not all(name in names for name in HEADER) or len(set(names)) != len(names):
         shown = ",".join(header)[:80]
-        raise CsvInputError(f"line {line}: the header must be `timestamp,value`, not {shown!r}")
+        raise CsvInputError(
+            f"line {line}: the header must name `timestamp` and `value` columns, not {shown!r}"
+        )
+    at, of, width = names.index("timestamp"), names.index("value"), len(names)
     writer = csv.writer(sink, lineterminator="\n")
     writer.writerow(("timestamp", "value", "anomaly_score"))
     bank = DetectorBank(1, config)
@@ -95,16 +100,17 @@ def score_csv(source: TextIO, sink: TextIO, config: DetectorConfig | None = None
     for line, row in rows:
         if not row:
             continue
-        if len(row) != 2:
-            raise CsvInputError(f"line {line}: expected 2 fields (timestamp,value), found {len(row)}")
-        if len(row[0]) > MAX_FIELD or len(row[1]) > MAX_FIELD:
+        if len(row) != width:
+            raise CsvInputError(f"line {line}: expected {width} fields like the header, found {len(row)}")
+        stamp, text = row[at], row[of]
+        if len(stamp) > MAX_FIELD or len(text) > MAX_FIELD:
             raise CsvInputError(f"line {line}: a field is longer than {MAX_FIELD} characters")
         try:
-            ts = parse_timestamp(row[0])
-            value[0] = parse_value(row[1])
+            ts = parse_timestamp(stamp)
+            value[0] = parse_value(text)
         except ValueError as error:
             raise CsvInputError(f"line {line}: {error}") from None
         score = bank.step(value, ts)[0]
-        writer.writerow((row[0], row[1], f"{score:.6f}"))
+        writer.writerow((stamp, text, f"{score:.6f}"))
         count += 1
     return count
