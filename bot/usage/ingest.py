@@ -15,6 +15,7 @@ import io
 import ipaddress
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,9 @@ FIELDS = frozenset(
         "model",
     )
 )
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 
 
 class LineError(ValueError):
@@ -171,12 +175,19 @@ def _model_name(value: str) -> str:
     return value
 
 
+def _field_name(name: str) -> str:
+    """An unknown field's name as an error may show it: a misspelt counter, never a pasted secret."""
+    if not _FIELD_NAME.fullmatch(name) or contains_secret(name):
+        return "(a field name that is not a plain word)"
+    return name
+
+
 def to_line(obj: Any, resolver: KeyResolver, now: datetime) -> UsageLine:
     """One decoded line → a UsageLine, or LineError / Unresolved saying why not."""
     if type(obj) is not dict:
         raise LineError("a line must be a JSON object")
     if not obj.keys() <= FIELDS:
-        unknown = sorted(str(k)[:40] for k in obj if k not in FIELDS)
+        unknown = sorted({_field_name(str(k)) for k in obj if k not in FIELDS})
         raise LineError(f"unknown field(s): {', '.join(unknown[:5])}")
     if "key" not in obj or "ts" not in obj:
         raise LineError("key and ts are required")
