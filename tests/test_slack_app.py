@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,23 @@ def test_bad_signatures_stale_timestamps_and_bad_bodies(sw: SlackWorld) -> None:
     assert sw.post(garbage).status == 200
     sw.wait(lambda: bool(sw.slack.response_posts.get("garbage")), what="stale-button answer")
     assert sw.slack.calls_to("views.open") == []
+
+
+def test_serving_with_a_token_slack_refuses_is_one_clear_line(
+    slack_standin: SlackStandin, tmp_path: Path
+) -> None:
+    from bot.config import ConfigError, Settings
+    from bot.runtime import Runtime
+    from bot.slack.app import slack_app_from_runtime
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/k.db",
+        slack_bot_token="xoxb-0000-not-a-token-slack-knows",
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack_standin.base_url,
+        fingerprint_key="k" * 32,
+    )
+    with pytest.raises(ConfigError) as refused:
+        slack_app_from_runtime(Runtime(settings))
+    message = str(refused.value)
+    assert "auth.test" in message and "invalid_auth" in message and "xoxb-0000" not in message

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 from slack_bolt import App, BoltRequest, BoltResponse
-from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.error import BoltError, BoltUnhandledRequestError
+from slack_sdk.errors import SlackApiError
 
 from bot.log import get_logger
 from bot.runtime import Runtime
@@ -82,4 +83,16 @@ def slack_app_from_runtime(runtime: Runtime) -> tuple[App, SlackContext]:
         raise ConfigError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are required to serve Slack")
     api = SlackAPI(settings.slack_bot_token, base_url=settings.slack_api_url)
     ctx = build_context(runtime, api)
-    return build_app(ctx, settings.slack_signing_secret.get_secret_value()), ctx
+    try:
+        app = build_app(ctx, settings.slack_signing_secret.get_secret_value())
+    except (OSError, BoltError, SlackApiError) as error:  # Bolt checks the token with auth.test at start
+        from bot.config import ConfigError
+        from bot.secrets import redact
+
+        reason = redact(str(getattr(error, "reason", None) or error).splitlines()[0])[:200]
+        where = settings.slack_api_url or "slack.com"
+        raise ConfigError(
+            f"cannot check SLACK_BOT_TOKEN with Slack's auth.test at {where}: {reason}; "
+            "check the token, the network and SLACK_API_URL"
+        ) from None
+    return app, ctx
