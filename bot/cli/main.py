@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "usage": ("bot.cli.usage:app", "Key usage series: import a file, show a key's traffic."),
     "detect": ("bot.cli.detect:app", "The anomaly detector: score a timestamp,value CSV."),
     "alerts": ("bot.cli.alerts:app", "Anomaly alerts: list, acknowledge, expected, resolve."),
+    "postmortem": ("bot.cli.postmortem:postmortem_command", "Regenerate an incident's postmortem draft."),
     "scan": ("bot.cli.scan:scan_command", "Find leaked secrets in files or a diff; exit 1 on a hit."),
     "doctor": ("bot.cli.doctor:doctor_command", "Check the whole configuration, one line per check."),
     "serve": ("bot.cli.serve:serve_command", "Serve Slack, /healthz and /metrics over HTTP."),

@@ -24,6 +24,7 @@ JOB_MODULES = (
     "bot.reminders.jobs",
     "bot.usage.jobs",
     "bot.alerts.jobs",
+    "bot.postmortems.jobs",
 )
 """Where domains declare their jobs; importing one registers its jobs."""
 

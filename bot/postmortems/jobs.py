@@ -1,0 +1,3 @@
+"""The postmortems domain's clock jobs: the weekly digest."""
+
+from __future__ import annotations
