@@ -40,8 +40,8 @@ class DetectorConfig:
     """Each statistic is compared with its own running quantile at this level."""
     quantile_rate: float = 0.01
     """Log-space step of the running quantile: rises fast on exceedances, sinks slowly."""
-    spike_floor: float = 3.0
-    drift_floor: float = 4.0
+    spike_floor: float = 2.0
+    drift_floor: float = 3.0
     """Lowest running quantiles allowed: a calm Gaussian series must still go past these to score."""
     reanchor_points: int = 30
     """After this many points in a row past the drift quantile, the baseline jumps to the recent level: a
