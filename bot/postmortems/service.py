@@ -58,20 +58,22 @@ def _llm_wanted(llm: bool | None) -> bool:
     return postmortem_settings().llm and get_settings().openai_api_key is not None
 
 
-def _narrate(facts: PostmortemFacts) -> tuple[Narrative | None, str | None]:
-    """L's narrative, or why there is none; never raises (a draft must come out whatever the LLM does)."""
+def _narrate(facts: PostmortemFacts) -> tuple[Narrative | None, list[str]]:
+    """L's narrative and what to warn about; never raises (a draft must come out whatever the LLM does)."""
     try:
         from bot.postmortems.narrative import narrate
     except ImportError:
-        return None, "the LLM narrative is not available in this build; drafted from the template only"
+        return None, ["the LLM narrative is not available in this build; drafted from the template only"]
     try:
         result = narrate(facts)
     except Exception as error:  # narrate promises not to raise; a draft must come out even if it does
         log.warning("postmortem narrative failed", error=type(error).__name__)
-        return None, f"the LLM narrative failed ({type(error).__name__}); drafted from the template only"
+        return None, [f"the LLM narrative failed ({type(error).__name__}); drafted from the template only"]
+    warnings = [str(w) for w in getattr(result, "warnings", ())]
     if result.narrative is None:
-        return None, f"no LLM narrative: {result.problem or 'no answer'}; drafted from the template only"
-    return result.narrative, None
+        problem = result.problem or "no answer"
+        return None, [*warnings, f"no LLM narrative ({problem}); drafted from the template only"]
+    return result.narrative, warnings
 
 
 def _narrative_blame(narrative: Narrative) -> list[str]:
@@ -106,13 +108,12 @@ def draft_postmortem(
     warnings = list(facts.warnings)
     used_llm = False
     if _llm_wanted(llm):
-        narrative, problem = _narrate(facts)
+        narrative, said = _narrate(facts)
+        warnings += said
         if narrative is not None:
             used_llm = True
-            warnings += _narrative_blame(narrative)
+            warnings += [w for w in _narrative_blame(narrative) if w not in warnings]
             facts = dataclasses.replace(facts, narrative=narrative)
-        elif problem:
-            warnings.append(problem)
     facts = dataclasses.replace(facts, warnings=tuple(warnings))
     rendered = render("postmortem.md.j2", context_of(facts, generated_at=now))
     warnings += rendered.warnings

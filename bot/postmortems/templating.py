@@ -22,7 +22,14 @@ from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
@@ -57,7 +64,7 @@ class RenderLimit(SecurityError):
 
 _SPACE = re.compile(r"\s+")
 _MD_ANYWHERE = re.compile(r"([\\`*_~\[\]|])")
-_MD_LEADING = re.compile(r"^(?:[#>+-]|\d+[.)](?=\s|$))")
+_MD_LEADING = re.compile(r"^(?:[#+-]|\d+[.)](?=\s|$))")
 _MD_ENTITY = re.compile(r"&(?=#?\w+;)")
 _SLACK_LOOKALIKES = str.maketrans({"*": "∗", "_": "＿", "~": "∼", "`": "ˋ"})
 
@@ -68,7 +75,7 @@ def _entities(text: str) -> str:
 
 def _leading(match: re.Match[str]) -> str:
     marker = match.group(0)
-    return "\\" + marker if marker[0] in "#>+-" else marker[:-1] + "\\" + marker[-1]
+    return "\\" + marker if marker[0] in "#+-" else marker[:-1] + "\\" + marker[-1]
 
 
 def escape_markdown(value: object) -> str:
@@ -253,7 +260,10 @@ def _line(error: BaseException, filename: str | None, tb: TracebackType | None) 
 def _warning(path: Path, error: BaseException, tb: TracebackType | None) -> str:
     line = _line(error, str(path), tb)
     where = f" line {line}" if line else ""
-    message = redact(" ".join(str(error).split()))[:200] or type(error).__name__
+    if isinstance(error, TemplateNotFound):
+        message = f"template {error.name!r} not found"
+    else:
+        message = redact(" ".join(str(error).split()))[:200] or type(error).__name__
     kind = "blocked by the sandbox: " if isinstance(error, SecurityError) else ""
     return f"template override {path}{where}: {kind}{message}; used the built-in template"
 
