@@ -14,9 +14,10 @@ from bot.db.session import Database
 from bot.postmortems import narrative as narrative_module
 from bot.postmortems.blame import blaming_phrases
 from bot.postmortems.facts import UnknownIncident, build_facts
-from bot.postmortems.service import draft_postmortem
+from bot.postmortems.service import draft_postmortem, manager_summary
 from bot.postmortems.types import Narrative
 from tests import postmortem_cases as cases
+from tests.fakes import canary_key
 
 NOW = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
 
@@ -206,3 +207,27 @@ def test_llm_defaults_to_off_without_an_api_key(
     monkeypatch.setattr(narrative_module, "narrate", lambda *a, **k: pytest.fail("the LLM was called"))
     draft = draft_postmortem(sqlite_database, case.incident_id, save=False, now=NOW)
     assert not draft.used_llm and draft.warnings == ()
+
+
+def test_secrets_in_stored_rows_never_reach_the_facts_or_the_draft(sqlite_database: Database) -> None:
+    """Rows are redacted when written; facts redact again, so even a row written around that stays clean."""
+    secret = canary_key()
+    case = cases.staged(sqlite_database)
+    from bot.incidents import chain
+    from bot.incidents.chain import PendingEvent
+    from bot.incidents.models import Incident
+
+    with sqlite_database.session() as session:
+        incident = session.get(Incident, case.incident_id)
+        assert incident is not None
+        incident.reason = incident.title = f"leaked {secret}"
+        head = chain.head(session, case.incident_id)
+        note = PendingEvent("note.added", f"U0OWNER01 {secret}", {"text": f"it was {secret}"}, cases.at(1000))
+        chain.write(session, case.incident_id, head, [note])
+    with sqlite_database.session() as session:
+        facts = build_facts(session, case.incident_id, now=NOW)
+    draft = draft_postmortem(sqlite_database, case.incident_id, llm=False, save=False, now=NOW)
+    summary = manager_summary(sqlite_database, case.incident_id).text
+    for where, text in (("facts", repr(facts)), ("draft", draft.markdown), ("summary", summary)):
+        assert secret not in text and secret[-20:] not in text, where
+    assert facts.notes[0] == f"it was [REDACTED sk-proj-...{secret[-4:]}]"

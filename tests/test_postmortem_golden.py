@@ -15,7 +15,9 @@ import pytest
 
 from bot.db.session import Database
 from bot.postmortems.service import draft_postmortem, manager_summary
+from bot.postmortems.templating import render
 from tests.postmortem_cases import BUILDERS, CASES
+from tests.test_postmortem_templates import digest_context
 
 GOLDEN = Path(__file__).parent / "golden" / "postmortems"
 NOW = datetime(2026, 3, 5, 10, 0, tzinfo=UTC)
@@ -37,3 +39,7 @@ def test_postmortem_and_manager_summary_match_their_golden_files(database: Datab
     check_golden(f"{case}.manager_summary.md", manager_summary(database, built.incident_id).text)
     assert draft.path is None and not draft.used_llm
     assert ("DRILL" in draft.markdown.split("\n", 1)[0]) is (case == "drill")
+
+
+def test_the_weekly_digest_matches_its_golden_file() -> None:
+    check_golden("weekly_digest.md", render("weekly_digest.md.j2", digest_context()).text)

@@ -245,3 +245,9 @@ def test_facts_as_data_is_json_safe() -> None:
         "role": "on-call",
         "who": "U0ONCALL1",
     }
+
+
+def test_an_override_can_extend_the_builtin_template(overrides: Path) -> None:
+    (overrides / "manager_summary.md.j2").write_text("{% extends 'builtin/manager_summary.md.j2' %}")
+    rendered = render("manager_summary.md.j2", context_of(facts()))
+    assert rendered.warnings == () and "*Incident summary INC-00042*" in rendered.text

@@ -23,7 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
     FileSystemLoader,
+    PrefixLoader,
     StrictUndefined,
     Template,
     TemplateError,
@@ -189,7 +192,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
-    def __init__(self, flavor: str, loader: FileSystemLoader) -> None:
+    def __init__(self, flavor: str, loader: BaseLoader) -> None:
         escaper = ESCAPERS[flavor]
         super().__init__(
             loader=loader,
@@ -272,6 +275,13 @@ def builtin_dir() -> Path:
     return BUILTIN_TEMPLATES
 
 
+def _override_loader(user_dir: Path) -> BaseLoader:
+    """The user's folder first, then the built-ins, also reachable as `builtin/<name>` (so an override can
+    `{% extends "builtin/postmortem.md.j2" %}` and change one block)."""
+    builtin = FileSystemLoader(str(builtin_dir()))
+    return ChoiceLoader([FileSystemLoader(str(user_dir)), PrefixLoader({"builtin": builtin}), builtin])
+
+
 def render(name: str, context: Mapping[str, Any], *, flavor: str | None = None) -> Rendered:
     """Render `name` with `context`: the user's override when there is a working one, else the built-in."""
     if name not in TEMPLATE_NAMES:
@@ -281,11 +291,11 @@ def render(name: str, context: Mapping[str, Any], *, flavor: str | None = None) 
     user_dir = postmortem_settings().templates_dir
     if user_dir is not None and (user_dir / name).is_file():
         path = (user_dir / name).resolve()
-        env = Sandbox(flavor, FileSystemLoader([str(user_dir), str(builtin_dir())]))
+        env = Sandbox(flavor, _override_loader(user_dir))
         try:
             return Rendered(_generate(env.get_template(name), context, truncate=False))
         except (TemplateError, RecursionError, ArithmeticError, ValueError, TypeError, LookupError,
                 AttributeError, OSError, UnicodeError) as error:  # fmt: skip
             warnings.append(_warning(path, error, sys.exc_info()[2]))
-    env = Sandbox(flavor, FileSystemLoader([str(builtin_dir())]))
+    env = Sandbox(flavor, FileSystemLoader(str(builtin_dir())))
     return Rendered(_generate(env.get_template(name), context, truncate=True), tuple(warnings))
