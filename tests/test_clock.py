@@ -52,7 +52,7 @@ def test_every_domain_registers_its_jobs_with_fixed_ids_coalesced_with_a_grace_t
     assert ids == [
         "alert_escalations", "alert_pagerduty", "deliver_notifications", "detect_anomalies",
         "forget_slack_events", "resume_stale_runs", "rotation_escalations", "rotation_reminders",
-        "usage_openai_poll", "usage_retention",
+        "usage_openai_poll", "usage_retention", "weekly_digest",
     ]  # fmt: skip
     assert {j.run.__module__ for j in jobs} == {
         "bot.alerts.jobs",
@@ -61,6 +61,7 @@ def test_every_domain_registers_its_jobs_with_fixed_ids_coalesced_with_a_grace_t
         "bot.slack.jobs",
         "bot.runbooks.jobs",
         "bot.usage.jobs",
+        "bot.postmortems.jobs",
     }
     with pytest.raises(ValueError, match="registered twice"):
         job("resume_stale_runs", every=1)(lambda clock: None)

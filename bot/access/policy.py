@@ -36,6 +36,7 @@ class Decision(enum.StrEnum):
     ACK_ALERT = "ack_alert"  # an anomaly alert: someone is looking
     ALERT_EXPECTED = "alert_expected"  # an anomaly alert: "that was me", a false positive
     RESOLVE_ALERT = "resolve_alert"  # an anomaly alert: over
+    REGENERATE_POSTMORTEM = "regenerate_postmortem"  # redraw an incident's postmortem draft
 
 
 ALERT_DECISIONS = frozenset({Decision.ACK_ALERT, Decision.ALERT_EXPECTED, Decision.RESOLVE_ALERT})
@@ -60,6 +61,7 @@ VERBS = {
     Decision.ACK_ALERT: "acknowledge the alert on",
     Decision.ALERT_EXPECTED: "mark as expected the alert on",
     Decision.RESOLVE_ALERT: "resolve the alert on",
+    Decision.REGENERATE_POSTMORTEM: "regenerate the postmortem draft of the incident on",
 }
 
 
@@ -71,6 +73,7 @@ class Role(enum.StrEnum):
     STARTER = "starter"
     CONTACT = "contact"  # a consumer's contact
     ONCALL = "oncall"  # in the key's team's on-call user group (anomaly alerts)
+    APPROVER = "approver"  # approved a step of a run on the incident
 
 
 class NotAllowed(RunRefused):
@@ -122,6 +125,7 @@ class Subject:
     step_title: str | None = None
     contacts: tuple[str, ...] = ()
     oncall_group: str | None = None
+    approvers: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -152,6 +156,8 @@ class Policy:
             roles.add(Role.CONTACT)
         if subject.oncall_group is not None and subject.oncall_group in actor.groups:
             roles.add(Role.ONCALL)
+        if actor.id in subject.approvers:
+            roles.add(Role.APPROVER)
         return roles
 
     def allowed_roles(self, decision: Decision, subject: Subject) -> frozenset[Role]:
@@ -163,6 +169,8 @@ class Policy:
             return staff | {Role.ONCALL}
         if decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step:
             return frozenset({Role.ADMIN, Role.OWNER})
+        if decision is Decision.REGENERATE_POSTMORTEM:
+            return staff | {Role.STARTER, Role.APPROVER}
         if decision is Decision.CONFIRM_REDEPLOY:
             return staff | {Role.STARTER, Role.CONTACT}
         if decision in (
@@ -224,6 +232,8 @@ class Policy:
             parts.append(f"the on-call group <!subteam^{subject.oncall_group}>")
         if Role.CONTACT in allowed:
             people("the consumers' contacts", subject.contacts)
+        if Role.APPROVER in allowed:
+            people("the approvers", subject.approvers)
         if Role.STARTER in allowed and subject.starter and subject.starter != exclude:
             parts.append(f"the run's starter {_name(subject.starter)}")
         return "; ".join(parts) or "nobody is configured (set KEYBOT_ADMINS, or record owners for the key)"

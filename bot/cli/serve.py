@@ -191,11 +191,16 @@ def clock_command(
     rt = runtime()
     sender = None
     if rt.settings.slack_bot_token is not None:
-        from bot.slack.alerts import AlertSender
         from bot.slack.api import SlackAPI
         from bot.slack.blocks.messages import notification_blocks
+        from bot.slack.postmortems import PostmortemSender
 
-        sender = AlertSender(SlackAPI.from_settings(rt.settings), rt.database, render=notification_blocks)
+        sender = PostmortemSender(
+            SlackAPI.from_settings(rt.settings),
+            rt.database,
+            render=notification_blocks,
+            fallback_channel=rt.settings.security_channel,
+        )
     clock = Clock(rt, sender)
     if once:
         results = clock.run_once()

@@ -16,6 +16,7 @@ from bot.db.base import utcnow
 from bot.db.session import Database
 from bot.incidents.models import Incident, IncidentStatus, TimelineEvent, reference_for
 from bot.incidents.service import append_event
+from bot.postmortems.outbox import enqueue_draft
 from bot.registry.models import Key, KeyStatus, OwnerRole
 from bot.runbooks.decisions import clean, lock_row
 from bot.runbooks.models import Run
@@ -133,6 +134,7 @@ def close(
                 key.status = before
         kind = "incident.false_alarm" if false_alarm else "incident.resolved"
         append_event(session, incident.id, kind, who.id, data)
+        enqueue_draft(session, incident.id, drill=incident.drill, starter=incident.opened_by)
         reference = incident.reference
     restored, kept = data.get("key_status_restored"), data.get("key_status_kept")
     tail = f"; the key's status is {restored['to']} again" if isinstance(restored, dict) else ""

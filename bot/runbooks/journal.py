@@ -24,6 +24,7 @@ from bot.db.base import utcnow
 from bot.incidents.chain import PendingEvent
 from bot.incidents.models import IncidentStatus
 from bot.notifications.service import Message, outbox_rows
+from bot.postmortems.outbox import draft_messages, draft_prefix
 from bot.runbooks import guarantees
 from bot.runbooks.definitions import StepDefinition
 from bot.runbooks.models import RunStatus, StepStatus
@@ -204,7 +205,9 @@ class Journal:
         else:
             run.status = RunStatus.SUCCEEDED
             self.event("run.succeeded", {"attested": guarantees.attestations(list(run.steps))})
-            self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by)
+            if self.set_incident_status(IncidentStatus.RESOLVED, run.initiated_by) and run.incident_id:
+                drafts = draft_messages(run.incident_id, drill=run.drill, starter=run.initiated_by)
+                self.enqueue(drafts, draft_prefix(run.incident_id))
         self._recorded()
 
     def commit(self, *, release: bool = False, hold_extra: float = 0.0, announce: bool = False) -> RunStatus:

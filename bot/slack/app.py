@@ -12,13 +12,13 @@ from slack_sdk.errors import SlackApiError
 
 from bot.log import get_logger
 from bot.runtime import Runtime
-from bot.slack.alerts import AlertSender
 from bot.slack.api import SlackAPI
 from bot.slack.blocks.messages import notification_blocks
 from bot.slack.context import SlackContext
-from bot.slack.handlers import alerts, commands, events, interactions, reminders, views
+from bot.slack.handlers import alerts, commands, events, interactions, postmortems, reminders, views
 from bot.slack.payloads import BadPayload, validate_body
 from bot.slack.permissions import Permissions
+from bot.slack.postmortems import PostmortemSender
 from bot.slack.progress import ProgressPublisher
 from bot.slack.worker import RunWorker
 
@@ -29,7 +29,9 @@ def build_context(
     runtime: Runtime, api: SlackAPI, *, min_interval: float = 1.0, workers: int = 4
 ) -> SlackContext:
     publisher = ProgressPublisher(runtime.database, api, runtime.settings.security_channel, min_interval)
-    sender = AlertSender(api, runtime.database, render=notification_blocks)
+    sender = PostmortemSender(
+        api, runtime.database, render=notification_blocks, fallback_channel=runtime.settings.security_channel
+    )
     worker = RunWorker(runtime, publisher, sender, max_workers=workers)
     return SlackContext(runtime, api, Permissions(runtime.policy, api), publisher, worker)
 
@@ -72,6 +74,7 @@ def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: boo
     events.register(app, ctx)
     reminders.register(app, ctx)
     alerts.register(app, ctx)
+    postmortems.register(app, ctx)
     return app
 
 

@@ -44,6 +44,8 @@ FALSE_ALARM = "incident.false_alarm"  # "Revoke & replace…" from a key card (o
 REMINDER_ROTATE = "reminder.rotate"
 REMINDER_SNOOZE = "reminder.snooze"
 REMINDER_MARK_ROTATED = "reminder.mark_rotated"
+# The postmortem draft in an incident's thread: ActionRef(kind="incident", id=<incident id>).
+REGENERATE_POSTMORTEM = "postmortem.regenerate"
 
 # --- view callback ids ------------------------------------------------------------------------------------
 LOADING_MODAL = "loading_modal"

@@ -290,6 +290,7 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ctx.tell(body, closed.message)
         ctx.refresh_incident(incident_id)
+        ctx.worker.deliver()  # the postmortem draft, into the incident's thread
 
     @app.view(ids.INCIDENT_MODAL)
     def incident_closed(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -316,3 +317,4 @@ def register(app: App, ctx: SlackContext) -> None:
             return
         ack(response_action="clear")
         ctx.later(ctx.refresh_incident, closed.incident_id)
+        ctx.later(ctx.worker.deliver)  # the postmortem draft, into the incident's thread
