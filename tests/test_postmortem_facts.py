@@ -231,3 +231,28 @@ def test_secrets_in_stored_rows_never_reach_the_facts_or_the_draft(sqlite_databa
     for where, text in (("facts", repr(facts)), ("draft", draft.markdown), ("summary", summary)):
         assert secret not in text and secret[-20:] not in text, where
     assert facts.notes[0] == f"it was [REDACTED sk-proj-...{secret[-4:]}]"
+
+
+def test_an_unregistered_leak_without_a_run_still_gives_a_draft(sqlite_database: Database) -> None:
+    """The leak watcher opens incidents with no key and no run: keybot opened it, a person never did."""
+    from bot.incidents.service import append_event, open_incident
+
+    with sqlite_database.session() as session:
+        incident = open_incident(session, key_id=None, title="Unregistered secret posted in #general",
+                                 opened_by="U0POSTER1", reason="leak watcher")  # fmt: skip
+        append_event(session, incident.id, "leak.detected", "keybot",
+                     {"where": "#general", "redacted": ["sk-proj-...AbCd"]})  # fmt: skip
+        incident_id = incident.id
+    with sqlite_database.session() as session:
+        facts = build_facts(session, incident_id, now=NOW)
+    assert facts.key_name is None and facts.mode is None and facts.exposure is None
+    assert facts.timings["acknowledge"] is None and facts.timings["detect"] == 0.0
+    assert [line.actor for line in facts.timeline] == ["keybot", "keybot"]
+    assert [(i.what, i.owner) for i in facts.follow_ups] == [
+        ("Find and record the leaked secret's owner in the registry", "U0POSTER1")
+    ]
+    draft = draft_postmortem(sqlite_database, incident_id, llm=False, save=False, now=NOW)
+    assert (
+        "unknown (not in the registry)" in draft.markdown
+        and "Leak watcher found sk-proj-...AbCd in #general" in draft.markdown
+    )

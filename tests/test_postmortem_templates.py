@@ -251,3 +251,9 @@ def test_an_override_can_extend_the_builtin_template(overrides: Path) -> None:
     (overrides / "manager_summary.md.j2").write_text("{% extends 'builtin/manager_summary.md.j2' %}")
     rendered = render("manager_summary.md.j2", context_of(facts()))
     assert rendered.warnings == () and "*Incident summary INC-00042*" in rendered.text
+
+
+def test_an_oversized_timeline_is_cut_not_crashed() -> None:
+    line = TimelineLine(T0, "U0ONCALL1", "on-call", "x" * 400)
+    text = render("postmortem.md.j2", context_of(facts(timeline=(line,) * 3000))).text
+    assert len(text) < 520_000 and text.endswith("… (truncated)\n")
