@@ -257,3 +257,13 @@ def test_an_oversized_timeline_is_cut_not_crashed() -> None:
     line = TimelineLine(T0, "U0ONCALL1", "on-call", "x" * 400)
     text = render("postmortem.md.j2", context_of(facts(timeline=(line,) * 3000))).text
     assert len(text) < 520_000 and text.endswith("… (truncated)\n")
+
+
+def test_an_override_can_replace_one_block_of_the_postmortem(overrides: Path) -> None:
+    (overrides / "postmortem.md.j2").write_text(
+        '{% extends "builtin/postmortem.md.j2" %}{% block lessons %}## Lessons\n\nOurs: {{ reason }}\n\n'
+        "{% endblock %}"
+    )
+    rendered = render("postmortem.md.j2", context_of(facts()))
+    assert rendered.warnings == () and "## Lessons\n\nOurs: &lt;!channel&gt;" in rendered.text
+    assert "## What went well" not in rendered.text and "## Timeline" in rendered.text
