@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from bot.access.policy import NotAllowed, Policy, Roster
 from bot.db.session import Database
 from bot.incidents.lifecycle import close
 from bot.incidents.models import IncidentStatus
+from bot.notifications import render
 from bot.notifications.models import Notification, NotificationStatus
 from bot.notifications.service import Message, deliver_pending, enqueue
 from bot.postmortems.jobs import run_digest
+from bot.postmortems.regenerate import check_regenerate, regenerate
 from bot.postmortems.settings import PostmortemSettings
 from bot.runbooks.models import RunStatus, StepStatus
 from bot.slack import ids
@@ -46,6 +50,8 @@ from tests.world import World
 STRANGER = "U0STRANGE"
 CHANNEL = "C0PAYMENTS"
 RUN_ID = "run-slack-00045"
+POLICY = Policy(Roster(admins=frozenset({"U0ADMIN01"})))
+"""No revokers: the starter (ONCALL) and the approver (SECOND) may regenerate for those roles alone."""
 
 
 def open_incident(database: Database, *, drill: bool = False) -> int:
@@ -218,3 +224,36 @@ def test_the_manager_summary_names_the_approver_and_the_exception(
     sent = json.dumps(post.args)
     assert post.args["channel"] == MANAGER
     assert f"<@{SECOND}>" in sent and "audit" in sent.lower() and "plain body" not in sent
+
+
+@pytest.mark.parametrize(
+    ("who", "allowed"),
+    [(ONCALL, True), (SECOND, True), (OWNER, True), ("U0BACKUP1", True), ("U0ADMIN01", True),
+     (STRANGER, False), (MANAGER, False), ("cli:mallory@box", False)],
+)  # fmt: skip
+def test_who_may_regenerate_is_decided_in_the_domain(database: Database, who: str, allowed: bool) -> None:
+    """Starter, approver, owner, backup and admin may; anyone else is refused before anything is drawn."""
+    incident_id = open_incident(database)
+    if allowed:
+        assert check_regenerate(database, incident_id, who, policy=POLICY) is False
+        return
+    with pytest.raises(NotAllowed, match="You may not regenerate the postmortem draft"):
+        regenerate(database, incident_id, who, policy=POLICY)
+    assert list(Path(".").rglob("*.md")) == []  # nothing drawn or saved
+
+
+def test_a_drills_manager_summary_goes_to_its_starter_labelled(
+    database: Database, slack_standin: SlackStandin
+) -> None:
+    incident_id = open_incident(database, drill=True)
+    facts = {"manager": MANAGER, "incident": "DRILL-00004", "key_name": "pay-prod-drill", "drill": True,
+             "environment": "production", "mode": "staged", "runbook": "revoke-replace-audit-notify",
+             "actor": ONCALL}  # fmt: skip
+    messages = render.manager_summary(facts)
+    assert [m.recipient for m in messages] == [ONCALL]  # never the manager
+    with database.session() as session:
+        enqueue(session, messages, dedupe_prefix="summary", incident_id=incident_id, run_id=RUN_ID)
+    assert deliver_pending(database, sender(slack_standin, database)) == (1, 0)
+    (post,) = slack_standin.calls_to("chat.postMessage")
+    sent = json.dumps(post.args)
+    assert post.args["channel"] == ONCALL and f"would have gone to @{MANAGER}" in sent and "DRILL" in sent
