@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot.access.policy import NotAllowed, Policy, Roster
 from bot.db.session import Database
 from bot.incidents.lifecycle import close
-from bot.incidents.models import IncidentStatus
+from bot.incidents.models import Incident, IncidentStatus
 from bot.notifications import render
 from bot.notifications.models import Notification, NotificationStatus
 from bot.notifications.service import Message, deliver_pending, enqueue
@@ -26,6 +26,7 @@ from bot.postmortems.jobs import run_digest
 from bot.postmortems.regenerate import check_regenerate, regenerate
 from bot.postmortems.settings import PostmortemSettings
 from bot.runbooks.models import RunStatus, StepStatus
+from bot.runbooks.service import start_run
 from bot.slack import ids
 from bot.slack.api import SlackAPI
 from bot.slack.blocks.messages import notification_blocks
@@ -45,7 +46,8 @@ from tests.slack_world import SlackWorld, serving
 from tests.standins.slack_api import SlackStandin
 from tests.standins.slack_payloads import block_actions_body, view_submission_body
 from tests.test_digest import SLOT, fixed_week
-from tests.world import World
+from tests.world import POLICY as WORLD_POLICY
+from tests.world import RUNBOOKS, World, unique_name
 
 STRANGER = "U0STRANGE"
 CHANNEL = "C0PAYMENTS"
@@ -257,3 +259,21 @@ def test_a_drills_manager_summary_goes_to_its_starter_labelled(
     (post,) = slack_standin.calls_to("chat.postMessage")
     sent = json.dumps(post.args)
     assert post.args["channel"] == ONCALL and f"would have gone to @{MANAGER}" in sent and "DRILL" in sent
+
+
+def test_a_run_that_resolves_its_incident_announces_the_draft(world: World) -> None:
+    """The engine's resolve (a run that succeeded) writes the draft row in the same write as the status."""
+    key_id = world.add_key(unique_name("pm"), "staging", consumers=[])
+    run_id = start_run(
+        world.database, RUNBOOKS, key_id=key_id, runbook="revoke-replace-audit-notify", mode="staged",
+        actor=ONCALL, reason="found in a gist", policy=WORLD_POLICY,
+    )  # fmt: skip
+    assert world.engine().execute(run_id) is RunStatus.SUCCEEDED
+    with world.database.session() as session:
+        incident = session.scalars(select(Incident)).one()
+        rows = session.scalars(select(Notification).where(Notification.kind == "postmortem_draft")).all()
+        assert incident.status is IncidentStatus.RESOLVED
+        assert [(r.incident_id, r.recipient, r.run_id) for r in rows] == [
+            (incident.id, "incident-thread", run_id)
+        ]
+        assert rows[0].dedupe_key == f"postmortem:{incident.id}:postmortem_draft:incident-thread"
