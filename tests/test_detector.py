@@ -106,6 +106,21 @@ def test_a_spike_pages_at_its_first_minute_and_then_stays_quiet_for_the_hour() -
     assert episodes(scores[400:460], PAGE, merge_minutes=0) == [0]  # no storm over the following hour
 
 
+def test_inside_an_episode_only_a_markedly_worse_point_scores() -> None:
+    """One detection per incident: the rest of a burst, and a larger spike that does not beat the episode by
+    twice, score 0 (a benchmark's threshold sweep sees no second detection either); a spike that does, two
+    hours later, pages in full."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(100, 10, 600)
+    values[400:430] += 200
+    values[500] += 700
+    values[520] += 800
+    scores = score_series(_minutes(values), values)
+    assert scores[400] >= PAGE
+    assert scores[401:520].max() == 0.0
+    assert scores[520] >= PAGE
+
+
 def test_a_level_shift_pages_then_becomes_the_new_normal() -> None:
     rng = np.random.default_rng(6)
     values = rng.normal(50, 4, 900)

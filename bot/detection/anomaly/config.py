@@ -49,12 +49,14 @@ class DetectorConfig:
     sharpness: float = 3.0
     """score = 1 - exp(-sharpness * u^2), u = log2(excess over the quantile): twice the quantile -> 0.95."""
     fired_score: float = 0.95
-    """A score at or above this opens an episode: later points score only their excess over the episode's
-    peak, unless they beat it by `worse_by` (then they score in full, and become the new peak)."""
+    """A score at or above this opens an episode: later points score 0 unless they beat the episode's peak
+    by `worse_by` (then they score in full, and become the new peak)."""
     worse_by: float = 1.0
     """"Markedly worse", in u units: 1.0 = twice as far past the quantile as the episode's peak."""
     quiet_half_life_s: float = 3600.0
     """The episode memory halves every this many seconds, so a later separate incident scores again."""
+    episode_end: float = 1e-3
+    """The episode is over once its memory has decayed below this (about ten half-lives after a page)."""
     peak_half_life_s: float = 6 * 3600.0
     """Half-life of the recent peak that `absorb` uses to raise the tolerance."""
     absorb_margin: float = 1.25

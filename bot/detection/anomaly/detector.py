@@ -184,7 +184,9 @@ class DetectorBank:
             u = np.log2(np.maximum(excess, 1.0))
 
             memory = s[MEMORY] * np.exp2(-dt / c.quiet_half_life_s)
-            u_eff = np.where(u >= memory + c.worse_by, u, np.maximum(u - memory, 0.0))
+            memory = np.where(memory < c.episode_end, 0.0, memory)
+            # Inside an episode only a markedly worse point scores: one page (one detection) per episode.
+            u_eff = np.where((u >= memory + c.worse_by) | (memory == 0.0), u, 0.0)
             warm = ok & (n_obs >= c.warmup_points)
             score = np.where(warm, 1.0 - np.exp(-c.sharpness * u_eff * u_eff), 0.0)
             fired = score >= c.fired_score
