@@ -1,7 +1,7 @@
 """The detector's tunables: one set of defaults for every key and metric, nothing key-specific.
 
 Scales never appear here: every statistic is measured in units of the series' own robust scale and then
-against the series' own running 99th percentile of that statistic, so one threshold fits a key doing
+against the series' own running 99.9th percentile of that statistic, so one threshold fits a key doing
 three requests an hour and one doing a million tokens a minute. See docs/detection.md.
 """
 
