@@ -37,6 +37,7 @@ class Decision(enum.StrEnum):
     ALERT_EXPECTED = "alert_expected"  # an anomaly alert: "that was me", a false positive
     RESOLVE_ALERT = "resolve_alert"  # an anomaly alert: over
     REGENERATE_POSTMORTEM = "regenerate_postmortem"  # redraw an incident's postmortem draft
+    ADD_NOTE = "add_note"  # a note on an incident's timeline (what the postmortem draft is redrawn from)
 
 
 ALERT_DECISIONS = frozenset({Decision.ACK_ALERT, Decision.ALERT_EXPECTED, Decision.RESOLVE_ALERT})
@@ -62,6 +63,7 @@ VERBS = {
     Decision.ALERT_EXPECTED: "mark as expected the alert on",
     Decision.RESOLVE_ALERT: "resolve the alert on",
     Decision.REGENERATE_POSTMORTEM: "regenerate the postmortem draft of the incident on",
+    Decision.ADD_NOTE: "add a note to the incident on",
 }
 
 
@@ -169,7 +171,7 @@ class Policy:
             return staff | {Role.ONCALL}
         if decision in (Decision.SKIP, Decision.MARK_DONE) and subject.safety_step:
             return frozenset({Role.ADMIN, Role.OWNER})
-        if decision is Decision.REGENERATE_POSTMORTEM:
+        if decision in (Decision.REGENERATE_POSTMORTEM, Decision.ADD_NOTE):
             return staff | {Role.STARTER, Role.APPROVER}
         if decision is Decision.CONFIRM_REDEPLOY:
             return staff | {Role.STARTER, Role.CONTACT}

@@ -1,4 +1,4 @@
-"""`keybot incidents list|show|resolve|false-alarm`: an incident's lifecycle from a terminal."""
+"""`keybot incidents list|show|note|resolve|false-alarm`: an incident's lifecycle from a terminal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.text import Text
 
 from bot.cli.context import CliError, add_plain_row, iso, out, print_json, print_table, runtime
 
-app = typer.Typer(help="Incidents: list, show, resolve, false-alarm.", no_args_is_help=True)
+app = typer.Typer(help="Incidents: list, show, note, resolve, false-alarm.", no_args_is_help=True)
 
 
 def _id(reference: str) -> int:
@@ -100,7 +100,9 @@ def show_command(incident: str, events: int = typer.Option(50, help="timeline ev
             out.print(Text(f"run {run.id} · {run.mode} · {run.status.value}"))
         for event in timeline(session, incident_id)[-events:]:
             data = {
-                k: v for k, v in (event.data or {}).items() if k in ("reason", "note", "missing", "error")
+                k: v
+                for k, v in (event.data or {}).items()
+                if k in ("reason", "note", "text", "missing", "error")
             }
             line = f"  {event.at:%H:%M:%S} {event.kind} {event.step or ''} {event.actor}"
             out.print(Text(line + (f" {json.dumps(data)}" if data else "")))
@@ -131,3 +133,20 @@ def resolve_command(incident: str, reason: str = typer.Option(..., "--reason")) 
 def false_alarm_command(incident: str, reason: str = typer.Option(..., "--reason")) -> None:
     """Call an incident a false alarm: it closes and the key's status before it is restored."""
     _close(incident, reason, false_alarm=True)
+
+
+@app.command("note")
+def note_command(
+    incident: str, text: str = typer.Argument(..., help="the note; secrets in it are redacted")
+) -> None:
+    """Add a note to an incident's timeline (then `keybot postmortem INC` redraws the draft with it)."""
+    from bot.cli.identity import cli_actor
+    from bot.postmortems.notes import add_note
+    from bot.runbooks.refusals import RunRefused
+
+    rt = runtime()
+    try:
+        reference = add_note(rt.database, _id(incident), cli_actor(), text, policy=rt.policy)
+    except RunRefused as refused:
+        raise CliError(str(refused)) from None
+    out.print(f"note added to {reference}; `keybot postmortem {reference}` redraws its draft", markup=False)

@@ -46,6 +46,7 @@ REMINDER_SNOOZE = "reminder.snooze"
 REMINDER_MARK_ROTATED = "reminder.mark_rotated"
 # The postmortem draft in an incident's thread: ActionRef(kind="incident", id=<incident id>).
 REGENERATE_POSTMORTEM = "postmortem.regenerate"
+ADD_NOTE = "incident.note"  # opens the note modal; ActionRef(kind="incident", id=<incident id>)
 
 # --- view callback ids ------------------------------------------------------------------------------------
 LOADING_MODAL = "loading_modal"
@@ -59,6 +60,7 @@ DONE_MODAL = "done_modal"
 INCIDENT_MODAL = "incident_modal"
 SNOOZE_MODAL = "reminder_snooze_modal"
 MARK_ROTATED_MODAL = "reminder_rotated_modal"
+NOTE_MODAL = "incident_note_modal"
 
 # --- modal inputs: handlers read view.state.values[<BLOCK>][<ACTION>] --------------------------------------
 MODE_BLOCK, MODE_ACTION = "mode", "mode.choice"
@@ -71,6 +73,7 @@ ABORT_REASON_BLOCK, ABORT_REASON_ACTION = "abort_reason", "abort_reason.text"
 ABORT_OUTCOME_BLOCK, ABORT_OUTCOME_ACTION = "abort_outcome", "abort_outcome.choice"
 DONE_NOTE_BLOCK, DONE_NOTE_ACTION = "done_note", "done_note.text"
 INCIDENT_REASON_BLOCK, INCIDENT_REASON_ACTION = "incident_reason", "incident_reason.text"
+NOTE_BLOCK, NOTE_ACTION = "incident_note", "incident_note.text"
 SNOOZE_DAYS_BLOCK, SNOOZE_DAYS_ACTION = "snooze_days", "snooze_days.choice"
 SNOOZE_CUSTOM_BLOCK, SNOOZE_CUSTOM_ACTION = "snooze_custom", "snooze_custom.days"
 SNOOZE_REASON_BLOCK, SNOOZE_REASON_ACTION = "snooze_reason", "snooze_reason.text"

@@ -78,7 +78,10 @@ def draft_blocks(
         blocks.append(context(*notes[:10]))
     blocks.append(
         actions(
-            [button("Regenerate", ids.REGENERATE_POSTMORTEM, regenerate_ref(incident_id))],
+            [
+                button("Add a note…", ids.ADD_NOTE, regenerate_ref(incident_id)),
+                button("Regenerate", ids.REGENERATE_POSTMORTEM, regenerate_ref(incident_id)),
+            ],
             block_id=REGENERATE_BLOCK,
         )
     )

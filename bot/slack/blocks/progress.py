@@ -102,6 +102,7 @@ def incident_header(incident: Incident, key: Key) -> tuple[str, list[Block]]:
                 [
                     button("Resolve…", ids.RESOLVE_INCIDENT, ref),
                     button("False alarm…", ids.FALSE_ALARM, ref),
+                    button("Add a note…", ids.ADD_NOTE, ref),
                 ],
                 block_id="incident_actions",
             )

@@ -359,3 +359,19 @@ def resolve_incident_modal(incident_id: int, false_alarm: bool) -> dict[str, Any
     )
     title = "False alarm" if false_alarm else "Resolve incident"
     return _view(ids.INCIDENT_MODAL, title, blocks, submit=title, private_metadata=ref)
+
+
+def note_modal(incident_id: int) -> dict[str, Any]:
+    """A note for the incident's timeline; the postmortem draft is redrawn from the timeline."""
+    blocks = [
+        section(f"Add a note to {reference_for(incident_id)}'s timeline.", block_id="note_intro"),
+        _reason_input(
+            ids.NOTE_BLOCK,
+            ids.NOTE_ACTION,
+            "Note",
+            "e.g. the key was also in the staging .env on the shared drive",
+            "Recorded on the incident timeline with your name; press Regenerate to redraw the draft.",
+        ),
+    ]
+    ref = ids.ActionRef(kind="incident", id=str(incident_id))
+    return _view(ids.NOTE_MODAL, "Add a note", blocks, submit="Add note", private_metadata=ref)
