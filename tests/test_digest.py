@@ -192,3 +192,31 @@ def test_no_channel_no_digest(database: Database, channel: str | None) -> None:
     fixed_week(database)
     assert run_digest(database, SLOT, settings(digest_channel=channel)) is None
     assert digests(database) == []
+
+
+def test_canaries_in_incident_titles_team_and_key_names_never_reach_the_digest(database: Database) -> None:
+    """Rows written around keybot's redaction (a title, a team and a key name holding a secret): the
+    digest's data, its Markdown, the outbox row and the Slack blocks still show none of it."""
+    from bot.registry.models import Team
+    from bot.slack.blocks.postmortems import digest_blocks
+    from tests.fakes import canary_key, openai_legacy_key
+
+    secret, short = canary_key(), openai_legacy_key()  # names hold at most 120 characters
+    fixed_week(database)
+    with database.session() as session:
+        for row in session.scalars(select(Incident)):
+            row.title = f"leak of {secret}"
+            row.reason = secret
+        for team in session.scalars(select(Team)):
+            team.name = f"{team.name} {short}"
+        for key in session.scalars(select(Key)):
+            key.name = f"{key.name}-{short}"
+    assert run_digest(database, SLOT + timedelta(minutes=1), settings()) is not None
+    (row,) = digests(database)
+    subject, blocks = digest_blocks(row.subject, row.body)
+    for where, text in (
+        ("outbox", f"{row.subject} {row.body} {row.facts}"),
+        ("blocks", f"{subject} {blocks}"),
+    ):
+        assert secret not in text and secret[14:40] not in text and secret[-30:] not in text, where
+        assert short not in text and short[3:20] not in text, where

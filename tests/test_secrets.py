@@ -141,8 +141,9 @@ SPECS: list[Spec] = [
     Spec("google", "google_api_key", "google", "AIza", 39, lambda r: "AIza" + _rand(r, 35)),
 ]
 SPEC_IDS = [s.name for s in SPECS]
-#: Families recognised even when glued to a preceding word (bot.secrets.patterns.GLUED_PREFIXES).
-GLUED = re.compile(r"github_pat_|sk-(?:proj|svcacct|admin|ant)-")
+#: Families recognised even when glued to a preceding word (bot.secrets.patterns.GLUED_PREFIXES): the
+#: distinctive prefixes, and a bare sk- followed within a key's length by OpenAI's marker.
+GLUED = re.compile(r"github_pat_|sk-(?:proj|svcacct|admin|ant)-|sk-(?=[A-Za-z0-9_-]{16,330}T3BlbkFJ)")
 
 
 def make_key(spec: Spec, seed: int = 0) -> str:
@@ -308,7 +309,7 @@ def test_key_inside_longer_token_not_partially_matched(spec: Spec, wrap: Callabl
     text = f"see {wrap(key)} here"
     matches = find_secrets(text)
     token = wrap(key)
-    if GLUED.match(spec.family):
+    if GLUED.match(key):  # a distinctive prefix, or a bare sk- followed by OpenAI's marker
         # A distinctive prefix glued to a word in front still starts a secret: the match runs from the
         # prefix to the end of the token, so no part of the key survives redaction.
         assert matches or not token.endswith(key), token

@@ -140,8 +140,11 @@ FORMATS: tuple[SecretFormat, ...] = (
 )
 
 #: Families whose prefix is distinctive enough to be recognised glued to a preceding word
-#: (``tokengithub_pat_...``, ``nsk-proj-...``): no word or identifier ends in these by chance.
-GLUED_PREFIXES: re.Pattern[str] = re.compile(r"github_pat_|sk-(?:proj|svcacct|admin|ant)-")
+#: (``tokengithub_pat_...``, ``nsk-proj-...``): no word or identifier ends in these by chance. A bare
+#: ``sk-`` qualifies only when OpenAI's marker follows within a key's length (``pay-prod-sk-…T3BlbkFJ…``).
+GLUED_PREFIXES: re.Pattern[str] = re.compile(
+    rf"github_pat_|sk-(?:proj|svcacct|admin|ant)-|sk-(?=[A-Za-z0-9_-]{{16,330}}{OPENAI_MARKER})"
+)
 
 
 def _group(index: int) -> str:
