@@ -1,8 +1,11 @@
 """Structured logging with secret redaction as the last processor before anything is rendered.
 
 JSON for production and for the log file (machines read it), coloured key=value for terminals (people
-read it). structlog events and library records (httpx, hvac, slack_sdk) go through the same stdlib
-handlers, so every sink (the stream and `KEYBOT_STATE_DIR/keybot.log`) gets every line, redacted.
+read it). Ids bound with structlog's contextvars (`request_id` per HTTP request, `run_id` while a run
+executes: bot/observability/logcontext.py) are merged into every line, ours and the libraries', and
+redacted like any other field. structlog events and library records (httpx, hvac, slack_sdk) go through
+the same stdlib handlers, so every sink (the stream and `KEYBOT_STATE_DIR/keybot.log`) gets every line,
+redacted.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ def _formatter(renderer: Any) -> _RedactingFormatter:
             renderer,
         ],
         foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,  # library lines carry the request and run ids too
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -36,7 +36,7 @@ def serve_command(
     app, _ctx = slack_app_from_runtime(rt)
     listen = port or rt.settings.port
     out.print(f"keybot listening on http://{host}:{listen}/slack/events")
-    serve(KeybotWSGI(app, rt.database), host, listen, threads)
+    serve(KeybotWSGI(app, rt.database, settings=rt.settings), host, listen, threads)
 
 
 def load_examples() -> bool:

@@ -18,6 +18,7 @@ import openai
 from openai.types.admin.organization.projects.project_api_key import ProjectAPIKey
 from pydantic import SecretStr
 
+from bot.observability.calls import TimedOpenAIClient
 from bot.providers import openai_usage
 from bot.providers.base import (
     AuditEvent,
@@ -109,6 +110,8 @@ class OpenAIAdminProvider:
         self._timeout = timeout
         self._max_retries = max(0, min(max_retries, MAX_RETRIES_CAP))
         self._http_client = http_client
+        # Our own pool (one for both SDK clients) times every request; a caller's client is used as given.
+        self._own_http = TimedOpenAIClient() if http_client is None else None
         self._auth_http: httpx2.Client | None = None
         self._client = self._sdk_client(_NO_INFERENCE_KEY, admin_key.get_secret_value())
         self._org = self._client.admin.organization
@@ -131,7 +134,7 @@ class OpenAIAdminProvider:
             base_url=self._base_url,
             timeout=self._timeout,
             max_retries=self._max_retries if max_retries is None else max_retries,
-            http_client=http_client or self._http_client,
+            http_client=http_client or self._http_client or self._own_http,
         )
         # Ambient OPENAI_ORG_ID / OPENAI_PROJECT_ID headers could make a live key look dead (or the reverse).
         client.organization = None
@@ -141,9 +144,8 @@ class OpenAIAdminProvider:
 
     def close(self) -> None:
         """Close the connection pools this provider opened (never a caller's ``http_client``)."""
-        if self._http_client is None:
-            self._client.close()
-            self._once.close()
+        if self._own_http is not None:
+            self._own_http.close()
             if self._auth_http is not None:
                 self._auth_http.close()
 
@@ -302,7 +304,7 @@ class OpenAIAdminProvider:
         if self._http_client is not None:
             return self._http_client
         if self._auth_http is None:
-            self._auth_http = httpx2.Client(timeout=self._timeout)
+            self._auth_http = TimedOpenAIClient(timeout=self._timeout)
         return self._auth_http
 
     # ---- assess -------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from bot.access.policy import Policy
 from bot.db.base import utcnow
 from bot.db.session import Database
 from bot.log import get_logger
+from bot.observability.logcontext import bound
+from bot.observability.metrics import observe_step
 from bot.providers.base import ProviderError
 from bot.runbooks import failpoints, journal, lease, service
 from bot.runbooks.actions import ACTIONS
@@ -92,7 +94,13 @@ class Engine:
         """Run until the run finishes or pauses (approval, manual step, needs attention).
 
         `run` is a run id, or a run this engine just opened (`start`), which is executed from memory once.
+        Every log line emitted meanwhile carries the run's id.
         """
+        run_id = run if isinstance(run, str) else run.state.id
+        with bound(run_id=run_id):
+            return self._execute(run)
+
+    def _execute(self, run: str | service.OpenedRun) -> RunStatus:
         opened = run if isinstance(run, service.OpenedRun) else None
         if opened is not None and opened.lease_owner == self.worker:
             opened.lease_owner = None  # from memory only once: afterwards the record is the database's
@@ -152,7 +160,9 @@ class Engine:
                 failpoints.hit(f"after:{finished_step}")
             if work is None:
                 return True
+            started = time.perf_counter()
             finished_step = self._attempt(book, work)
+            observe_step(work.step.name, work.step.status.value, time.perf_counter() - started)
 
     def _definition(self, run: journal.RunState, step: StepState) -> StepDefinition | None:
         """The step as the run started with it; None when the runbook no longer has the step (renamed or

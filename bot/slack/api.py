@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
 from bot.config import ConfigError, Settings
+from bot.observability.metrics import observe_call
 from bot.secrets import redact, redact_obj
 from bot.slack.api_errors import (
     PermanentSlackError,
@@ -154,14 +156,20 @@ class SlackAPI:
         return redact(text.replace(self._token, "[SLACK_BOT_TOKEN]") if self._token else text)
 
     def _call(self, method: str, fn: Callable[..., SlackResponse], **kwargs: Any) -> SlackResponse:
+        """The one place a Web API call is made: timed (with its retries) and its error counted by code."""
+        started = time.perf_counter()
         try:
-            return fn(**{k: v for k, v in kwargs.items() if v is not None})
+            response = fn(**{k: v for k, v in kwargs.items() if v is not None})
         except SlackApiError as exc:
             error = self._api_error(method, exc.response)
         except (OSError, SlackClientError) as exc:  # URLError, timeouts, refused connections
             error = TransientSlackError(
                 "connection_error", method=method, detail=self._scrub(f"{type(exc).__name__}: {exc}")
             )
+        else:
+            observe_call("slack", method, time.perf_counter() - started)
+            return response
+        observe_call("slack", method, time.perf_counter() - started, error.code)
         log.warning("slack call failed", extra={"method": method, "code": error.code})
         raise error from None  # the SDK's chain holds request bodies; nothing of it leaves this module
 

@@ -2,20 +2,26 @@
 
 A small WSGI router in front of Bolt's WSGI adapter; waitress serves it with a thread pool. Bodies are
 capped before Bolt sees them, and anything Bolt cannot parse is a 400, never a 500 with a traceback.
+Every request gets a request id (the caller's ``X-Request-Id`` when sane), bound to its log lines and
+echoed in the response. ``/healthz`` is liveness (no database call: a database outage must not make the
+orchestrator restart every replica); ``/readyz`` names each dependency; see docs/operations.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy import func, select, text
 
+from bot.config import Settings
 from bot.db.session import Database
 from bot.log import get_logger
-from bot.runbooks.models import Run
+from bot.observability.logcontext import REQUEST_ID_HEADER, bound, request_id
+from bot.observability.metrics import exposition_registry, render
+from bot.observability.readiness import Readiness
 from bot.usage.http import PATH as INGEST_PATH
 from bot.usage.http import IngestEndpoint
 from bot.usage.settings import usage_settings
@@ -23,31 +29,66 @@ from bot.usage.settings import usage_settings
 log = get_logger(__name__)
 MAX_BODY = 1_000_000
 StartResponse = Callable[..., Any]
+Handler = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 def _reply(start: StartResponse, status: str, body: str, content_type: str = "text/plain") -> list[bytes]:
-    data = body.encode()
-    start(status, [("Content-Type", f"{content_type}; charset=utf-8"), ("Content-Length", str(len(data)))])
+    return _reply_bytes(start, status, body.encode(), f"{content_type}; charset=utf-8")
+
+
+def _reply_bytes(start: StartResponse, status: str, data: bytes, content_type: str) -> list[bytes]:
+    start(status, [("Content-Type", content_type), ("Content-Length", str(len(data)))])
     return [data]
 
 
+def _get_only(handler: Callable[[StartResponse], list[bytes]]) -> Handler:
+    def route(environ: dict[str, Any], start: StartResponse) -> list[bytes]:
+        if environ.get("REQUEST_METHOD", "") not in ("GET", "HEAD"):
+            return _reply(start, "405 Method Not Allowed", "GET only")
+        return handler(start)
+
+    return route
+
+
 class KeybotWSGI:
-    def __init__(self, app: App, database: Database) -> None:
+    def __init__(
+        self,
+        app: App,
+        database: Database,
+        *,
+        settings: Settings | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
+        """`settings` names the Vault and Slack that `/readyz` checks (without it: the database only)."""
         self.slack = SlackRequestHandler(app)
         self.database = database
         self.ingest = IngestEndpoint(database)
+        self.readiness = readiness or Readiness.for_settings(database, settings)
+        self.registry = exposition_registry(database)
+        self.routes: dict[str, Handler] = {
+            "/healthz": _get_only(self.health),
+            "/readyz": _get_only(self.ready),
+            "/metrics": _get_only(self.metrics),
+            INGEST_PATH: self.ingest,
+            "/slack/events": self.slack_events,
+        }
+        """path -> handler: another surface (OAuth installation, say) adds its lines here."""
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if path == "/healthz" and method == "GET":
-            return self.health(start)
-        if path == "/metrics" and method == "GET":
-            return self.metrics(start)
-        if path == INGEST_PATH:
-            return self.ingest(environ, start)
-        if path != "/slack/events":
-            return _reply(start, "404 Not Found", "not found")
-        if method != "POST":
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
+
+        def start_with_id(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            return start(status, [*headers, (REQUEST_ID_HEADER, rid)], *args)
+
+        with bound(request_id=rid):
+            handler = self.routes.get(environ.get("PATH_INFO", ""))
+            if handler is None:
+                return _reply(start_with_id, "404 Not Found", "not found")
+            return handler(environ, start_with_id)
+
+    def slack_events(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "") != "POST":
             return _reply(start, "405 Method Not Allowed", "POST only")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -62,20 +103,20 @@ class KeybotWSGI:
             return _reply(start, "400 Bad Request", "malformed request")
 
     def health(self, start: StartResponse) -> list[bytes]:
-        try:
-            with self.database.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as error:
-            log.warning("health check failed", error_type=type(error).__name__)
-            return _reply(start, "503 Service Unavailable", "database unreachable")
+        """Liveness: the process answers. Nothing outside it is consulted."""
         return _reply(start, "200 OK", "ok")
 
+    def ready(self, start: StartResponse) -> list[bytes]:
+        ready, checks = self.readiness.check()
+        if not ready:
+            failed = sorted(name for name, c in checks.items() if c["status"] == "fail")
+            log.warning("not ready", failed=failed)
+        body = json.dumps({"ready": ready, "checks": checks}, sort_keys=True)
+        status = "200 OK" if ready else "503 Service Unavailable"
+        return _reply(start, status, body, "application/json")
+
     def metrics(self, start: StartResponse) -> list[bytes]:
-        lines = ["# HELP keybot_runs Runs by status.", "# TYPE keybot_runs gauge"]
-        with self.database.session() as session:
-            for status, count in session.execute(select(Run.status, func.count()).group_by(Run.status)):
-                lines.append(f'keybot_runs{{status="{status.value}"}} {count}')
-        return _reply(start, "200 OK", "\n".join(lines) + "\n", "text/plain; version=0.0.4")
+        return _reply_bytes(start, "200 OK", render(self.registry), f"{PROMETHEUS_TEXT}; charset=utf-8")
 
 
 def serve(wsgi: KeybotWSGI, host: str, port: int, threads: int = 16) -> None:

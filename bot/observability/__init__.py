@@ -1,0 +1,1 @@
+"""Metrics, readiness and log context for operators (see docs/operations.md)."""
