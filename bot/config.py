@@ -44,6 +44,12 @@ def default_runbooks_dir() -> Path:
     return BUILTIN_RUNBOOKS
 
 
+# slack-manifest.yaml's bot scopes: what an OAuth installation asks for unless SLACK_SCOPES says otherwise.
+DEFAULT_SLACK_SCOPES = (
+    "commands,chat:write,im:write,users:read,usergroups:read,channels:history,groups:history,files:write"
+)
+
+
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
@@ -58,6 +64,10 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field("https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    slack_scopes: str = Field(DEFAULT_SLACK_SCOPES, validation_alias=_env("SLACK_SCOPES"))
+    oauth_redirect_url: str | None = Field(None, validation_alias=_env("KEYBOT_OAUTH_REDIRECT_URL"))
     vault_addr: str | None = Field(None, validation_alias=_env("VAULT_ADDR"))
     vault_token: SecretStr | None = Field(None, validation_alias=_env("VAULT_TOKEN"))
     vault_role_id: str | None = Field(None, validation_alias=_env("VAULT_ROLE_ID"))
@@ -100,7 +110,21 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
-    @field_validator("slack_api_url", "openai_base_url", "openai_admin_base_url", "vault_addr")
+    @field_validator("slack_scopes")
+    @classmethod
+    def _scopes(cls, value: str) -> str:
+        scopes = [s.strip() for s in value.split(",") if s.strip()]
+        if not scopes or any(re.fullmatch(r"[a-z][a-z0-9_.:-]{0,63}", s) is None for s in scopes):
+            raise ValueError("expected comma-separated Slack scopes like commands,chat:write")
+        return ",".join(scopes)
+
+    def scopes(self) -> list[str]:
+        """The bot scopes an OAuth installation asks for."""
+        return self.slack_scopes.split(",")
+
+    @field_validator(
+        "slack_api_url", "openai_base_url", "openai_admin_base_url", "vault_addr", "oauth_redirect_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):

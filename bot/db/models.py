@@ -8,6 +8,7 @@ from bot.registry import models as registry_models
 from bot.reminders import models as reminder_models
 from bot.runbooks import models as runbook_models
 from bot.scheduling import models as scheduling_models
+from bot.slack import installations as slack_installations
 from bot.slack import models as slack_models
 from bot.usage import models as usage_models
 
@@ -20,6 +21,7 @@ __all__ = [
     "reminder_models",
     "runbook_models",
     "scheduling_models",
+    "slack_installations",
     "slack_models",
     "usage_models",
 ]

@@ -54,6 +54,8 @@ class SlackState:
         self.used_triggers: set[str] = set()
         self.files: dict[str, Json] = {}  # file id -> Slack's file object, plus the uploaded bytes
         self.uploads: dict[str, str] = {}  # upload token -> file id (the URL files.getUploadURLExternal gave)
+        self.oauth_grants: dict[str, Json] = {}  # OAuth code -> the client it was issued to, and the install
+        self.installed_tokens: set[str] = set()  # bot tokens oauth.v2.access handed out
 
     # ---- ids -----------------------------------------------------------------------------------
     def next_ts(self) -> str:

@@ -9,6 +9,7 @@ handlers post or update later from background threads.
 
 from __future__ import annotations
 
+import base64
 import logging
 import queue
 import re
@@ -316,10 +317,52 @@ class LocalSlack:
         token = headers.get("authorization", "").removeprefix("Bearer ").strip() or args.get("token")
         if not token:
             return "not_authed"
-        return None if token == self.bot_token else "invalid_auth"
+        return None if token == self.bot_token or token in self._state.installed_tokens else "invalid_auth"
+
+    def grant(
+        self,
+        code: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        team_id: str | None,
+        enterprise_id: str | None = None,
+        scope: str = "commands,chat:write",
+    ) -> str:
+        """Let ``code`` be exchanged once, by that client, for a new bot token of ``team_id`` (None with
+        ``enterprise_id``: an org-wide Enterprise Grid install); returns the token it will hand out."""
+        token = f"xoxb-{team_id or enterprise_id}-{secrets.token_hex(8)}"
+        org_wide = team_id is None
+        org = {"id": enterprise_id, "name": f"Org {enterprise_id}"} if enterprise_id else None
+        with self._state.lock:
+            self._state.oauth_grants[code] = {
+                "ok": True,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "access_token": token,
+                "token_type": "bot",
+                "scope": scope,
+                "bot_user_id": self.bot_user_id,
+                "app_id": self.app_id,
+                "team": None if org_wide else {"id": team_id, "name": f"Team {team_id}"},
+                "enterprise": org,
+                "is_enterprise_install": org_wide,
+                "authed_user": {"id": "U0INSTALLER"},
+            }
+        return token
+
+    def _client_credentials(self, headers: Mapping[str, str], args: Json) -> Json:
+        """``oauth.v2.access`` authenticates the app (HTTP Basic or form fields), not a token."""
+        basic = headers.get("authorization", "")
+        if basic.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(basic.removeprefix("Basic ")).decode().partition(":")
+            return {**args, "client_id": client_id, "client_secret": secret}
+        return args
 
     def _answer(self, name: str, headers: Mapping[str, str], args: Json) -> Json:
-        if (refused := self.auth_error(headers, args)) is not None:
+        if name == "oauth.v2.access":
+            args = self._client_credentials(headers, args)
+        elif (refused := self.auth_error(headers, args)) is not None:
             return {"ok": False, "error": refused}
         handler = METHODS.get(name)
         if handler is None:

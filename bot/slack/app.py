@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.error import BoltError, BoltUnhandledRequestError
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.errors import SlackApiError
 
 from bot.log import get_logger
@@ -16,6 +17,14 @@ from bot.slack.api import SlackAPI
 from bot.slack.blocks.messages import notification_blocks
 from bot.slack.context import SlackContext
 from bot.slack.handlers import alerts, commands, events, interactions, postmortems, reminders, views
+from bot.slack.oauth import (
+    ContextExecutor,
+    bind_request_token,
+    oauth_enabled,
+    oauth_settings,
+    tokens_for,
+    workspace_api,
+)
 from bot.slack.payloads import BadPayload, validate_body
 from bot.slack.permissions import Permissions
 from bot.slack.postmortems import PostmortemSender
@@ -36,14 +45,31 @@ def build_context(
     return SlackContext(runtime, api, Permissions(runtime.policy, api), publisher, worker)
 
 
-def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: bool = True) -> App:
-    """The Bolt app; it shares the wrapper's WebClient so Bolt's own calls get the same retries."""
-    app = App(
-        client=ctx.api.client,
-        signing_secret=signing_secret,
-        token_verification_enabled=token_verification,
-        raise_error_for_unhandled_request=True,
-    )
+def build_app(
+    ctx: SlackContext,
+    signing_secret: str,
+    *,
+    token_verification: bool = True,
+    oauth: OAuthSettings | None = None,
+) -> App:
+    """The Bolt app; it shares the wrapper's WebClient so Bolt's own calls get the same retries. With
+    ``oauth`` (bot/slack/oauth.py) each request speaks with its own workspace's installation."""
+    if oauth is None:
+        app = App(
+            client=ctx.api.client,
+            signing_secret=signing_secret,
+            token_verification_enabled=token_verification,
+            raise_error_for_unhandled_request=True,
+        )
+    else:
+        app = App(
+            client=ctx.api.client,
+            signing_secret=signing_secret,
+            oauth_settings=oauth,
+            listener_executor=ContextExecutor(max_workers=5, thread_name_prefix="keybot-listener"),
+            raise_error_for_unhandled_request=True,
+        )
+        app.middleware(bind_request_token)
 
     @app.middleware
     def validate_payload(
@@ -80,6 +106,8 @@ def build_app(ctx: SlackContext, signing_secret: str, *, token_verification: boo
 
 def slack_app_from_runtime(runtime: Runtime) -> tuple[App, SlackContext]:
     settings = runtime.settings
+    if oauth_enabled(settings):
+        return _oauth_app(runtime)
     if settings.slack_bot_token is None or settings.slack_signing_secret is None:
         from bot.config import ConfigError
 
@@ -98,4 +126,18 @@ def slack_app_from_runtime(runtime: Runtime) -> tuple[App, SlackContext]:
             f"cannot check SLACK_BOT_TOKEN with Slack's auth.test at {where}: {reason}; "
             "check the token, the network and SLACK_API_URL"
         ) from None
+    return app, ctx
+
+
+def _oauth_app(runtime: Runtime) -> tuple[App, SlackContext]:
+    """Several workspaces: tokens come from OAuth installations, not SLACK_BOT_TOKEN."""
+    settings, engine = runtime.settings, runtime.database.engine
+    if settings.slack_signing_secret is None:
+        from bot.config import ConfigError
+
+        raise ConfigError("SLACK_SIGNING_SECRET is required to serve Slack")
+    ctx = build_context(runtime, workspace_api(settings, tokens_for(settings, engine)))
+    app = build_app(
+        ctx, settings.slack_signing_secret.get_secret_value(), oauth=oauth_settings(settings, engine)
+    )
     return app, ctx
