@@ -173,12 +173,18 @@ def test_an_installed_team_is_answered_with_its_own_token(oauth: OAuthWorld) -> 
     assert [tuple(r) for r in rows] == [("T0OTHER01", None, token)]
     assert _count(oauth.engine, OAUTH_STATES) == 0  # the state was used up
 
+    later, cookie = oauth.install()  # a second workspace, installed after the first
+    other = oauth.slack.grant("code-2", CLIENT_ID, CLIENT_SECRET, team_id="T0THIRD01")
+    assert oauth.redirect("code-2", later, cookie).status == 200
+
+    installing = len(oauth.slack.calls)  # installing calls auth.test with each new token
     oauth.slash(team_id="T0OTHER01")
 
     opened = oauth.slack.wait_for("views.open")
     filled = oauth.slack.wait_for("views.update")  # after the ack, on keybot's follow-up pool
     assert [c.token for c in opened + filled] == [token, token]
-    assert oauth.slack.bot_token not in {c.token for c in oauth.slack.calls}
+    assert {c.token for c in oauth.slack.calls[installing:]} == {token}
+    assert other in {c.token for c in oauth.slack.calls_to("auth.test")}
 
 
 def test_an_enterprise_grid_org_install_answers_every_workspace_of_the_org(oauth: OAuthWorld) -> None:

@@ -20,6 +20,7 @@ from bot.slack.handlers import alerts, commands, events, interactions, postmorte
 from bot.slack.oauth import (
     ContextExecutor,
     bind_request_token,
+    forget_request_token,
     oauth_enabled,
     oauth_settings,
     tokens_for,
@@ -66,6 +67,7 @@ def build_app(
             client=ctx.api.client,
             signing_secret=signing_secret,
             oauth_settings=oauth,
+            before_authorize=forget_request_token,
             listener_executor=ContextExecutor(max_workers=5, thread_name_prefix="keybot-listener"),
             raise_error_for_unhandled_request=True,
         )

@@ -30,6 +30,7 @@ from bot.slack.blocks.revoke_modal import (
     revoke_modal,
     search_modal,
 )
+from bot.slack.oauth import ContextExecutor
 from bot.slack.permissions import Permissions
 from bot.slack.progress import ProgressPublisher
 from bot.slack.reminders import home_due, rotation_views
@@ -55,7 +56,7 @@ TRAFFIC_DEADLINE_SECONDS = 2.0
 _TRAFFIC_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keybot-traffic")
 # Follow-up work after an ack runs here, not in Bolt's listener pool, so a burst of commands never delays
 # the next request's ack behind the previous one's modal building.
-_FOLLOW_UP = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keybot-follow-up")
+_FOLLOW_UP = ContextExecutor(max_workers=4, thread_name_prefix="keybot-follow-up")  # keeps the token
 MAX_COMMAND_TEXT = 2000
 
 

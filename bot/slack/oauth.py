@@ -85,13 +85,19 @@ def tokens_for(settings: Settings, engine: Engine) -> WorkspaceTokens:
 
 
 def bind_request_token(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
-    """Bolt middleware: the rest of this request (and work it hands to a :class:`ContextExecutor`) speaks
-    with the token Bolt's authorize found for the request's workspace."""
-    bound = _request_token.set(context.bot_token)
-    try:
-        return next()
-    finally:
-        _request_token.reset(bound)
+    """Bolt middleware, after authorize: the rest of this request, including the listener Bolt then
+    submits to a :class:`ContextExecutor`, speaks with the token found for the request's workspace.
+
+    Bolt calls middleware one after the other, not nested, so the value is not reset on the way out:
+    :func:`forget_request_token` clears it before the next request on this thread is authorized."""
+    _request_token.set(context.bot_token)
+    return next()
+
+
+def forget_request_token(next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Bolt's before_authorize: no request inherits the token of the one this thread served before."""
+    _request_token.set(None)
+    return next()
 
 
 class ContextExecutor(ThreadPoolExecutor):

@@ -17,6 +17,7 @@ from bot.runbooks.models import RunStatus
 from bot.runbooks.waits import wake_due
 from bot.runtime import Runtime
 from bot.slack.delivery import SlackSender
+from bot.slack.oauth import ContextExecutor
 from bot.slack.progress import ProgressPublisher
 
 log = get_logger(__name__)
@@ -31,7 +32,7 @@ class RunWorker:
     _pool: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="keybot-run")
+        self._pool = ContextExecutor(max_workers=self.max_workers, thread_name_prefix="keybot-run")
 
     def submit(self, run_id: str) -> Future[RunStatus | None]:
         return self._pool.submit(self._execute, run_id)
