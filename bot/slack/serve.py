@@ -74,6 +74,9 @@ class KeybotWSGI:
             "/slack/events": self.slack_events,
         }
         """path -> handler: another surface (OAuth installation, say) adds its lines here."""
+        if app.oauth_flow is not None:  # OAuth installation (bot/slack/oauth.py)
+            self.routes[app.oauth_flow.install_path] = self.slack_oauth
+            self.routes[app.oauth_flow.redirect_uri_path] = self.slack_oauth
 
     def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
@@ -101,6 +104,12 @@ class KeybotWSGI:
         except Exception as error:
             log.warning("unparseable Slack request", error_type=type(error).__name__)
             return _reply(start, "400 Bad Request", "malformed request")
+
+    def slack_oauth(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        """`/slack/install` and `/slack/oauth_redirect`: Bolt's OAuth flow, for browsers, GET only."""
+        if environ.get("REQUEST_METHOD", "") != "GET":
+            return _reply(start, "405 Method Not Allowed", "GET only")
+        return self.slack(environ, start)
 
     def health(self, start: StartResponse) -> list[bytes]:
         """Liveness: the process answers. Nothing outside it is consulted."""
