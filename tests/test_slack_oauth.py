@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import yaml
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.engine import Engine
 from waitress.server import create_server
@@ -31,6 +30,7 @@ from bot.slack.installations import (
     state_store,
 )
 from bot.slack.oauth import WorkspaceClient
+from bot.slack.serve import KeybotWSGI
 from tests.conftest import TEST_FINGERPRINT_KEY
 from tests.standins.slack_api import SlackStandin, post_signed, slash_command_body
 from tests.world import REPO
@@ -58,12 +58,12 @@ class Reply:
     body: str
 
 
-def _get(base: str, path: str, cookie: str | None = None) -> Reply:
+def _get(base: str, path: str, cookie: str | None = None, method: str = "GET") -> Reply:
     """A GET that does not follow redirects, like a browser's first hop."""
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     try:
-        conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        conn.request(method, path, headers={"Cookie": cookie} if cookie else {})
         response = conn.getresponse()
         return Reply(response.status, response.headers, response.read().decode())
     finally:
@@ -110,7 +110,7 @@ def _serving(database: Database, slack: SlackStandin) -> Iterator[OAuthWorld]:
     runtime = Runtime(settings)
     _empty_stores(runtime.database.engine)
     app, ctx = slack_app_from_runtime(runtime)
-    server = create_server(SlackRequestHandler(app), host="127.0.0.1", port=0, threads=4)
+    server = create_server(KeybotWSGI(app, runtime.database), host="127.0.0.1", port=0, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
     try:
         port = server.effective_port  # type: ignore[union-attr]
@@ -157,6 +157,7 @@ def test_install_redirects_to_slack_with_client_id_scopes_and_a_stored_state(oau
     with oauth.engine.connect() as conn:
         stored = conn.execute(select(OAUTH_STATES.c.state)).scalars().all()
     assert stored == query["state"]
+    assert _get(oauth.base, "/slack/install", method="POST").status == 405
 
 
 def test_an_installed_team_is_answered_with_its_own_token(oauth: OAuthWorld) -> None:
@@ -242,3 +243,7 @@ def test_without_oauth_settings_the_single_bot_token_is_used(
     assert not isinstance(ctx.api.client, WorkspaceClient)
     assert ctx.api.client.token == slack_standin.bot_token
     assert [c.token for c in slack_standin.calls_to("auth.test")] == [slack_standin.bot_token]
+    routes = KeybotWSGI(app, database).routes
+    assert (
+        "/slack/events" in routes and "/slack/install" not in routes and "/slack/oauth_redirect" not in routes
+    )
