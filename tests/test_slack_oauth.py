@@ -29,7 +29,7 @@ from bot.slack.installations import (
     installation_store,
     state_store,
 )
-from bot.slack.oauth import WorkspaceClient
+from bot.slack.oauth import WorkspaceClient, background_api
 from bot.slack.serve import KeybotWSGI
 from tests.conftest import TEST_FINGERPRINT_KEY
 from tests.standins.slack_api import SlackStandin, post_signed, slash_command_body
@@ -247,3 +247,22 @@ def test_without_oauth_settings_the_single_bot_token_is_used(
     assert (
         "/slack/events" in routes and "/slack/install" not in routes and "/slack/oauth_redirect" not in routes
     )
+
+
+def test_the_clock_speaks_with_the_newest_installation_or_the_bot_token(
+    oauth: OAuthWorld, database: Database
+) -> None:
+    slack = oauth.slack
+    assert background_api(_settings(database, slack), oauth.engine) is None
+    plain = background_api(_settings(database, slack, slack_bot_token=slack.bot_token), oauth.engine)
+    assert plain is not None and plain.client.token == slack.bot_token
+
+    oauth_settings = _settings(database, slack, slack_client_id=CLIENT_ID, slack_client_secret=CLIENT_SECRET)
+    clock = background_api(oauth_settings, oauth.engine)
+    assert clock is not None and clock.client.token is None  # nothing installed yet
+    state, cookie = oauth.install()
+    token = slack.grant("code-1", CLIENT_ID, CLIENT_SECRET, team_id="T0OTHER01")
+    assert oauth.redirect("code-1", state, cookie).status == 200
+
+    assert clock.post_message("C0SECURITY", "digest").ts
+    assert slack.calls_to("chat.postMessage")[-1].token == token

@@ -190,17 +190,16 @@ def clock_command(
 
     rt = runtime()
     sender = None
-    if rt.settings.slack_bot_token is not None:
-        from bot.slack.api import SlackAPI
+    if rt.settings.slack_bot_token is not None or rt.settings.slack_client_id is not None:
         from bot.slack.blocks.messages import notification_blocks
+        from bot.slack.oauth import background_api
         from bot.slack.postmortems import PostmortemSender
 
-        sender = PostmortemSender(
-            SlackAPI.from_settings(rt.settings),
-            rt.database,
-            render=notification_blocks,
-            fallback_channel=rt.settings.security_channel,
-        )
+        api = background_api(rt.settings, rt.database.engine)
+        if api is not None:
+            sender = PostmortemSender(
+                api, rt.database, render=notification_blocks, fallback_channel=rt.settings.security_channel
+            )
     clock = Clock(rt, sender)
     if once:
         results = clock.run_once()

@@ -105,3 +105,13 @@ class ContextExecutor(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         return super().submit(copy_context().run, fn, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def background_api(settings: Settings, engine: Engine) -> SlackAPI | None:
+    """The SlackAPI for the clock (outbox, pages, digests): the newest installation's token with OAuth,
+    SLACK_BOT_TOKEN without, None when Slack is not configured at all."""
+    if oauth_enabled(settings):
+        return workspace_api(settings, tokens_for(settings, engine))
+    if settings.slack_bot_token is None:
+        return None
+    return SlackAPI.from_settings(settings)
