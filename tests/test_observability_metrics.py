@@ -136,6 +136,7 @@ def test_slack_calls_are_timed_and_errors_counted_by_code(slack_standin) -> None
     slack_standin.inject("chat.postMessage", "channel_not_found")
     with pytest.raises(SlackError):
         api.post_message("C0NOWHERE1", "hello")
+    api.respond(slack_standin.response_url("cmd"), "done")
     found = samples(get(wsgi(Database(CLOSED_PORT_URL)), "/metrics")[2])
     latency, errors = "keybot_slack_call_duration_seconds", "keybot_slack_call_errors"
 
@@ -146,6 +147,7 @@ def test_slack_calls_are_timed_and_errors_counted_by_code(slack_standin) -> None
     assert grew(latency, f"{latency}_count", operation="chat.postMessage") == 1
     assert grew(errors, f"{errors}_total", operation="chat.postMessage", code="channel_not_found") == 1
     assert grew(errors, f"{errors}_total", operation="auth.test") == 0
+    assert grew(latency, f"{latency}_count", operation="response_url") == 1
 
 
 def test_label_values_stay_bounded() -> None:

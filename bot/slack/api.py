@@ -309,20 +309,23 @@ class SlackAPI:
 
         The URL itself is a credential for 30 minutes, so it never appears in an error."""
         hook = WebhookClient(url=response_url, timeout=self.timeout, retry_handlers=self._handlers)
+        started = time.perf_counter()
         try:
             kind = "ephemeral" if ephemeral else "in_channel"
             resp = hook.send(**_content(text, blocks), response_type=kind, replace_original=replace_original)
         except (OSError, SlackClientError) as exc:
+            observe_call("slack", "response_url", time.perf_counter() - started, "connection_error")
             raise TransientSlackError(
                 "connection_error", method="response_url", detail=type(exc).__name__
             ) from None
-        if resp.status_code == 200:
-            return
-        body = (resp.body or "").strip()
-        code = body if _CODE.fullmatch(body) else f"http_{resp.status_code}"
-        if resp.status_code == 429:
-            code = "ratelimited"
-        raise slack_error(code, method="response_url", status=resp.status_code)
+        code = None
+        if resp.status_code != 200:
+            body = (resp.body or "").strip()
+            code = body if _CODE.fullmatch(body) else f"http_{resp.status_code}"
+            code = "ratelimited" if resp.status_code == 429 else code
+        observe_call("slack", "response_url", time.perf_counter() - started, code)
+        if code is not None:
+            raise slack_error(code, method="response_url", status=resp.status_code)
 
 
 def _content(text: str, blocks: Blocks | None) -> dict[str, Any]:
