@@ -25,6 +25,8 @@ from bot.slack.installations import (
     BOTS,
     INSTALLATIONS,
     OAUTH_STATES,
+    TokenKeyMismatch,
+    TokenSealer,
     WorkspaceTokens,
     installation_store,
     state_store,
@@ -140,7 +142,10 @@ def test_bad_scopes_are_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_the_migration_makes_the_stores_own_tables(database: Database) -> None:
     seen = inspect(database.engine)
-    store, states = installation_store(CLIENT_ID, database.engine), state_store(database.engine)
+    store, states = (
+        installation_store(CLIENT_ID, database.engine, TokenSealer(TEST_FINGERPRINT_KEY.encode())),
+        state_store(database.engine),
+    )
     for table in (store.bots, store.installations, states.oauth_states):
         assert {c["name"] for c in seen.get_columns(table.name)} == {c.name for c in table.columns}
 
@@ -171,7 +176,15 @@ def test_an_installed_team_is_answered_with_its_own_token(oauth: OAuthWorld) -> 
     bot = BOTS
     with oauth.engine.connect() as conn:
         rows = conn.execute(select(bot.c.team_id, bot.c.enterprise_id, bot.c.bot_token)).all()
-    assert [tuple(r) for r in rows] == [("T0OTHER01", None, token)]
+        stored = [
+            str(v) for table in (BOTS, INSTALLATIONS) for row in conn.execute(select(table)) for v in row
+        ]
+    assert [(r[0], r[1]) for r in rows] == [("T0OTHER01", None)]
+    assert rows[0][2].startswith("kbs1:") and not any(token in v or token[5:] in v for v in stored)
+    sealer = TokenSealer(TEST_FINGERPRINT_KEY.encode())
+    assert sealer.open(rows[0][2]) == token  # sealed at rest, opened with the shared key
+    with pytest.raises(TokenKeyMismatch):
+        TokenSealer(b"another keybot's fingerprint key").open(rows[0][2])
     assert _count(oauth.engine, OAUTH_STATES) == 0  # the state was used up
 
     later, cookie = oauth.install()  # a second workspace, installed after the first
@@ -201,7 +214,9 @@ def test_an_enterprise_grid_org_install_answers_every_workspace_of_the_org(oauth
     oauth.slash(team_id="T0WORKSP1", enterprise_id="E0GRID01", is_enterprise_install="true")
     answered = oauth.slack.wait_for("views.open") + oauth.slack.wait_for("views.update")
     assert [c.token for c in answered] == [token, token]
-    tokens = WorkspaceTokens(installation_store(CLIENT_ID, oauth.engine))
+    tokens = WorkspaceTokens(
+        installation_store(CLIENT_ID, oauth.engine, TokenSealer(TEST_FINGERPRINT_KEY.encode()))
+    )
     assert tokens.for_team("E0GRID01", "T0WORKSP1") == token
     assert tokens.for_team(None, "T0UNKNOWN") is None
     assert tokens.latest() == token

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from bot.config import Settings
 from bot.slack.api import SlackAPI
-from bot.slack.installations import WorkspaceTokens, installation_store, state_store
+from bot.slack.installations import TokenSealer, WorkspaceTokens, installation_store, state_store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -35,6 +35,14 @@ _request_token: ContextVar[str | None] = ContextVar("keybot_slack_request_token"
 
 def oauth_enabled(settings: Settings) -> bool:
     return settings.slack_client_id is not None and settings.slack_client_secret is not None
+
+
+def sealer_for(settings: Settings) -> TokenSealer:
+    """Seals installation tokens with a key derived from the fingerprint key all processes share."""
+    from bot.registry.fingerprint import load_or_create_key
+
+    configured = settings.fingerprint_key.get_secret_value() if settings.fingerprint_key else None
+    return TokenSealer(load_or_create_key(configured, settings.state_dir))
 
 
 def oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
@@ -49,7 +57,7 @@ def oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
         install_path=INSTALL_PATH,
         redirect_uri_path=REDIRECT_PATH,
         install_page_rendering_enabled=False,
-        installation_store=installation_store(client_id, engine),
+        installation_store=installation_store(client_id, engine, sealer_for(settings)),
         state_store=state_store(engine),
     )
 
@@ -81,7 +89,7 @@ def workspace_api(settings: Settings, tokens: WorkspaceTokens) -> SlackAPI:
 
 def tokens_for(settings: Settings, engine: Engine) -> WorkspaceTokens:
     assert settings.slack_client_id is not None
-    return WorkspaceTokens(installation_store(settings.slack_client_id, engine))
+    return WorkspaceTokens(installation_store(settings.slack_client_id, engine, sealer_for(settings)))
 
 
 def bind_request_token(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:

@@ -22,11 +22,11 @@ depends_on: str | Sequence[str] | None = None
 
 def _bot_columns() -> list[sa.Column[object]]:
     return [
-        sa.Column("bot_token", sa.String(200)),
+        sa.Column("bot_token", sa.Text()),  # sealed (bot/slack/installations.py)
         sa.Column("bot_id", sa.String(32)),
         sa.Column("bot_user_id", sa.String(32)),
         sa.Column("bot_scopes", sa.String(1000)),
-        sa.Column("bot_refresh_token", sa.String(200)),
+        sa.Column("bot_refresh_token", sa.Text()),  # sealed (bot/slack/installations.py)
         sa.Column("bot_token_expires_at", sa.DateTime()),
     ]
 
@@ -58,11 +58,11 @@ def upgrade() -> None:
         sa.Column("team_name", sa.String(200)),
         *_bot_columns(),
         sa.Column("user_id", sa.String(32), nullable=False),
-        sa.Column("user_token", sa.String(200)),
+        sa.Column("user_token", sa.Text()),  # sealed (bot/slack/installations.py)
         sa.Column("user_scopes", sa.String(1000)),
-        sa.Column("user_refresh_token", sa.String(200)),
+        sa.Column("user_refresh_token", sa.Text()),  # sealed (bot/slack/installations.py)
         sa.Column("user_token_expires_at", sa.DateTime()),
-        sa.Column("incoming_webhook_url", sa.String(200)),
+        sa.Column("incoming_webhook_url", sa.Text()),  # sealed (bot/slack/installations.py)
         sa.Column("incoming_webhook_channel", sa.String(200)),
         sa.Column("incoming_webhook_channel_id", sa.String(200)),
         sa.Column("incoming_webhook_configuration_url", sa.String(200)),
