@@ -13,11 +13,14 @@ BENCHMARKS = [
     "bench.reminders",
     "bench.detector",
     "bench.ingest",
+    "bench.capacity",
 ]
+ON_REQUEST = ["bench.soak"]
+"""Run only when named (`python -m bench soak`): half an hour by default."""
 
 
 def main(selected: list[str]) -> None:
-    for name in BENCHMARKS:
+    for name in BENCHMARKS + [n for n in ON_REQUEST if n.rsplit(".", 1)[-1] in selected]:
         if selected and name.rsplit(".", 1)[-1] not in selected:
             continue
         importlib.import_module(name).run()
