@@ -131,6 +131,7 @@ class Step:
     rate: int
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    cpu_ms_per_request: float = 0.0
 
     @property
     def late(self) -> int:
@@ -206,7 +207,12 @@ def curve(kind: str, replicas: int, slack: tuple[str, str], log_dir: Path) -> li
             steps = []
             for rate in RATES:
                 time.sleep(2.0)  # let the previous step's forms finish
+                cpu = sum(cpu_seconds(s.pid) for s in servers)
                 step = asyncio.run(open_loop(port, rate, SECONDS, response_url))
+                time.sleep(1.0)  # the forms that step started are part of its cost
+                step.cpu_ms_per_request = (
+                    (sum(cpu_seconds(s.pid) for s in servers) - cpu) * 1000 / len(step.latencies)
+                )
                 steps.append(step)
                 report(f"capacity.{kind}.x{replicas}.{rate}rps", step)
             return steps
@@ -217,9 +223,16 @@ def curve(kind: str, replicas: int, slack: tuple[str, str], log_dir: Path) -> li
                 server.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def report(name: str, step: Step) -> None:
     figure(f"{name}.ack_p50", percentile(step.latencies, 50), "ms")
     figure(f"{name}.ack_p99", percentile(step.latencies, 99), "ms")
+    figure(f"{name}.server_cpu_per_request", step.cpu_ms_per_request, "ms")
     errors = sum(step.errors.values())
     if errors or step.late:
         print(f"# {name}: {errors} errors {dict(step.errors)}, {step.late} acks later than 3 s", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,6 +34,9 @@ from bot.slack.progress import ProgressPublisher
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
+LISTENER_THREADS = 32
+"""Bolt runs each listener, ack() included, on this pool; its default of 5 threads, each held by a
+listener's views.open round-trip, queued acks behind Slack calls (docs/reliability.md)."""
 
 
 def build_context(
@@ -60,6 +64,7 @@ def build_app(
             client=ctx.api.client,
             signing_secret=signing_secret,
             token_verification_enabled=token_verification,
+            listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="keybot-listener"),
             raise_error_for_unhandled_request=True,
         )
     else:
@@ -68,7 +73,9 @@ def build_app(
             signing_secret=signing_secret,
             oauth_settings=oauth,
             before_authorize=forget_request_token,
-            listener_executor=ContextExecutor(max_workers=5, thread_name_prefix="keybot-listener"),
+            listener_executor=ContextExecutor(
+                max_workers=LISTENER_THREADS, thread_name_prefix="keybot-listener"
+            ),
             raise_error_for_unhandled_request=True,
         )
         app.middleware(bind_request_token)
