@@ -6,7 +6,7 @@ moment it was *scheduled* to be sent, so a server that falls behind pays for the
 coordinated omission). Configurations: one process on SQLite, one on PostgreSQL, two on PostgreSQL behind
 a round-robin TCP proxy. The Slack Web API (views.open, views.update) is a stand-in in its own process.
 
-Environment: BENCH_CAPACITY_RATES (50,100,200,300), BENCH_CAPACITY_SECONDS (8 per rate),
+Environment: BENCH_CAPACITY_RATES (50,100,200,300), BENCH_CAPACITY_SECONDS (6 per rate),
 BENCH_CAPACITY_CONFIGS (sqlite:1,postgresql:1,postgresql:2). After the curve, `python -m bench capacity`
 reruns the emergency-revoke and bulk-leak figures for both databases side by side (bench/side_by_side.py).
 """
@@ -31,7 +31,7 @@ from bench.common import POSTGRES_ADMIN_URL, figure, percentile
 from bench.replicas import REPO, Keybot, RoundRobinProxy, clean_env
 
 RATES = [int(r) for r in os.environ.get("BENCH_CAPACITY_RATES", "50,100,200,300").split(",")]
-SECONDS = float(os.environ.get("BENCH_CAPACITY_SECONDS", "8"))
+SECONDS = float(os.environ.get("BENCH_CAPACITY_SECONDS", "6"))
 CONFIGS = os.environ.get("BENCH_CAPACITY_CONFIGS", "sqlite:1,postgresql:1,postgresql:2").split(",")
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 FINGERPRINT_KEY = "bench-capacity-fingerprint-key-0123456789abcdef"

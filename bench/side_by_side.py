@@ -2,7 +2,7 @@
 printed as one table beside the ack capacity of bench/capacity.py. `python -m bench capacity` calls it.
 
 The engine figures come from bench/engine.py unchanged, with fewer runs so the whole capacity benchmark
-stays within a few minutes: BENCH_ENGINE_RUNS (8 here), BENCH_BULK_KEYS (200 here), both overridable.
+stays within a few minutes: BENCH_ENGINE_RUNS (4 here), BENCH_BULK_KEYS (200 here), both overridable.
 The bulk leak runs in BENCH_BULK_PROCESSES worker processes (2 here: the two-replica shape) on each
 database; the per-run figures come from one process.
 """
@@ -14,7 +14,7 @@ import io
 import os
 import sys
 
-DEFAULTS = {"BENCH_ENGINE_RUNS": "8", "BENCH_BULK_KEYS": "200", "BENCH_BULK_PROCESSES": "2"}
+DEFAULTS = {"BENCH_ENGINE_RUNS": "4", "BENCH_BULK_KEYS": "200", "BENCH_BULK_PROCESSES": "2"}
 ROWS = [
     ("emergency revoke p50 (ms)", "engine.emergency.{db}.p50"),
     ("emergency revoke p95 (ms)", "engine.emergency.{db}.p95"),
