@@ -9,7 +9,7 @@ Every `--every` seconds it samples, per process, the resident memory, the open f
 notifications). At the end it compares the first third with the last third of the samples and fits a
 slope per minute: a figure is flat when the last third is within 10 % (or 2 units) of the first.
 
-Only when named: `python -m bench soak` (30 minutes) or `python -m bench.soak --minutes 3`.
+Only when named: `python -m bench soak` (30 minutes), `python -m bench soak --minutes 3`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -172,11 +173,11 @@ def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.soak")
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("BENCH_SOAK_MINUTES", "30")))
     parser.add_argument("--every", type=float, default=float(os.environ.get("BENCH_SOAK_EVERY", "10")))
-    args = parser.parse_args(argv if argv is not None else [])
+    if argv is None:  # `python -m bench soak --minutes 3`: the options after the benchmark's name
+        argv = sys.argv[sys.argv.index("soak") + 1 :] if "soak" in sys.argv else []
+    args = parser.parse_args(argv)
     soak(args.minutes, args.every)
 
 
 if __name__ == "__main__":
-    import sys
-
     run(sys.argv[1:])
