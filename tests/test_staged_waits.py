@@ -174,6 +174,14 @@ def test_a_step_renamed_in_the_runbook_while_a_run_waits_sends_it_to_needs_atten
 
     waits.confirm_redeployed(world.database, run.id, "api-a", "U0CONS0001", policy=POLICY)
     waits.confirm_redeployed(world.database, run.id, "api-b", "U0CONS0002", policy=POLICY)
+    from sqlalchemy import update
+
+    from bot.db.base import utcnow
+    from bot.runbooks.engine import UNCLAIMED_GRACE
+    from bot.runbooks.models import Run
+
+    with world.database.session() as session:  # nobody executed the woken run: the clock's, after the grace
+        session.execute(update(Run).where(Run.id == run.id).values(updated_at=utcnow() - 2 * UNCLAIMED_GRACE))
     clock_ = ClockContext(EditedRuntime(), None)  # type: ignore[arg-type]
     for _ in range(3):  # the clock keeps running: no crash loop, nothing else happens
         resume_stale_runs(clock_)

@@ -190,17 +190,20 @@ def clock_command(
 
     rt = runtime()
     sender = None
+    progress = None
     if rt.settings.slack_bot_token is not None or rt.settings.slack_client_id is not None:
         from bot.slack.blocks.messages import notification_blocks
         from bot.slack.oauth import background_api
         from bot.slack.postmortems import PostmortemSender
+        from bot.slack.progress import ProgressPublisher
 
         api = background_api(rt.settings, rt.database.engine)
         if api is not None:
             sender = PostmortemSender(
                 api, rt.database, render=notification_blocks, fallback_channel=rt.settings.security_channel
             )
-    clock = Clock(rt, sender)
+            progress = ProgressPublisher(rt.database, api, rt.settings.security_channel)
+    clock = Clock(rt, sender, progress)
     if once:
         results = clock.run_once()
         if results is None:

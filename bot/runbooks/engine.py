@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Unpack
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from bot.access.policy import Policy
 from bot.db.base import utcnow
@@ -46,6 +46,8 @@ from bot.runbooks.writer import Writer
 from bot.secrets import redact
 
 log = get_logger(__name__)
+UNCLAIMED_GRACE = timedelta(seconds=15)
+"""How long a run nobody holds is left to the process that opened or woke it before the clock takes it."""
 
 
 class RunBusy(Exception):
@@ -377,20 +379,25 @@ class Engine:
         if first:
             book.event("step.waiting", {"why": str(wait), "until": wait.until.isoformat()}, step=step.name)
 
-    def resume_stale(self, limit: int = 50) -> list[str]:
+    def resume_stale(self, limit: int = 50, *, woken: Collection[str] = ()) -> list[str]:
         """Pick up running runs whose process died; returns the runs resumed.
 
         A run qualifies when its lease expired, or its holder is a dead process on this host (the claim
-        checks); runs a live process holds are skipped at once.
+        checks); runs a live process holds are skipped at once. A run that nobody holds qualifies once it
+        has been left alone for UNCLAIMED_GRACE, or when `woken` names it (its durable wait just ended):
+        a run a web replica has just opened or decided on is that replica's to execute and publish, not
+        the clock's.
         """
         now = utcnow()
+        unclaimed = Run.lease_owner.is_(None)
+        settled = or_(Run.updated_at < now - UNCLAIMED_GRACE, Run.id.in_(list(woken)[:limit]))
         with self.database.session() as session:
             candidates = session.scalars(
                 select(Run.id)
                 .where(Run.status == RunStatus.RUNNING)
                 .where(
                     or_(
-                        Run.lease_owner.is_(None),
+                        and_(unclaimed, settled),
                         Run.lease_expires_at < now,
                         Run.lease_owner.startswith(f"{lease.HOST}:"),
                     )

@@ -11,5 +11,10 @@ def resume_stale_runs(clock: ClockContext) -> list[str]:
     """Runs whose durable wait is over are handed back first, then every run without a live process
     resumes, so a crashed `web` replica never strands a revocation."""
     woken = wake_due(clock.runtime.database)
-    resumed = clock.runtime.engine(durable_retries=True).resume_stale()
+    engine = clock.runtime.engine(durable_retries=True)
+    engine.on_change = clock.progress
+    resumed = engine.resume_stale(woken=woken)
+    if clock.progress is not None:
+        for run_id in resumed:
+            clock.progress.flush(run_id)
     return sorted(set(woken) | set(resumed))

@@ -16,7 +16,7 @@ from bot.notifications.service import Sender
 from bot.runbooks.lease import new_worker_id
 from bot.runtime import Runtime
 from bot.scheduling import leader
-from bot.scheduling.jobs import ClockContext, Job, registered
+from bot.scheduling.jobs import ClockContext, Job, RunProgress, registered
 
 log = get_logger(__name__)
 LEADER = "clock"
@@ -24,9 +24,9 @@ LEASE = timedelta(seconds=45)
 
 
 class Clock:
-    def __init__(self, runtime: Runtime, sender: Sender | None) -> None:
+    def __init__(self, runtime: Runtime, sender: Sender | None, progress: RunProgress | None = None) -> None:
         self.runtime = runtime
-        self.context = ClockContext(runtime, sender)
+        self.context = ClockContext(runtime, sender, progress)
         self.holder = new_worker_id()
         self.jobs = registered()
 

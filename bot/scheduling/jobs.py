@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -31,10 +31,20 @@ JOB_MODULES = (
 
 @dataclass(frozen=True)
 class ClockContext:
-    """What a job may use: the process's runtime and, when Slack is configured, the outbox's sender."""
+    """What a job may use: the process's runtime and, when Slack is configured, the outbox's sender and
+    the runs' progress publisher (a run the clock resumes updates its Slack message like any other)."""
 
     runtime: Runtime
     sender: Sender | None
+    progress: RunProgress | None = None
+
+
+class RunProgress(Protocol):
+    """Told of every change of a run (the engine's `on_change`), and flushed when the run stops."""
+
+    def __call__(self, run_id: str) -> None: ...
+
+    def flush(self, run_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
