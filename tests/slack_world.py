@@ -92,5 +92,6 @@ def serving(world: World, slack: SlackStandin, **settings: Any) -> Iterator[Slac
         yield SlackWorld(world, slack, ctx, f"http://127.0.0.1:{port}/slack/events")
     finally:
         server.close()
+        ctx.settle()
         ctx.worker.shutdown()
         runtime.database.dispose()

@@ -119,6 +119,7 @@ def _serving(database: Database, slack: SlackStandin) -> Iterator[OAuthWorld]:
         yield OAuthWorld(f"http://127.0.0.1:{port}", slack, runtime.database.engine)
     finally:
         server.close()
+        ctx.settle()
         ctx.worker.shutdown()
         runtime.database.dispose()
 

@@ -173,6 +173,7 @@ def _run_shell() -> None:
             ).run()
         finally:
             waker.set()
+            ctx.settle(timeout=10.0)
             ctx.worker.shutdown()
             if rt.sandbox_started:
                 rt.sandbox.stop()

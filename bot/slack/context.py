@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -67,6 +67,7 @@ class SlackContext:
     permissions: Permissions
     publisher: ProgressPublisher
     worker: RunWorker
+    _pending: set[Future[None]] = field(default_factory=set, init=False, repr=False)
 
     def later(self, work: Callable[..., object], *args: Any) -> None:
         """Run `work` after the handler returned its ack; failures are logged, never raised into Bolt."""
@@ -77,7 +78,14 @@ class SlackContext:
             except Exception:
                 log.exception("follow-up work failed", work=getattr(work, "__name__", "?"))
 
-        _FOLLOW_UP.submit(guarded)
+        future = _FOLLOW_UP.submit(guarded)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait for this context's follow-up work (the pool is shared): a stopping server finishes what it
+        acknowledged instead of leaving it to run against whatever comes next."""
+        wait(list(self._pending), timeout=timeout)
 
     def tell(self, body: dict[str, Any], text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """A private answer to whoever clicked or typed, somewhere they will see it: the response_url when
