@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
     slack_scopes: str = Field(DEFAULT_SLACK_SCOPES, validation_alias=_env("SLACK_SCOPES"))
     oauth_redirect_url: str | None = Field(None, validation_alias=_env("KEYBOT_OAUTH_REDIRECT_URL"))
+    slack_default_team_id: str | None = Field(None, validation_alias=_env("SLACK_DEFAULT_TEAM_ID"))
     vault_addr: str | None = Field(None, validation_alias=_env("VAULT_ADDR"))
     vault_token: SecretStr | None = Field(None, validation_alias=_env("VAULT_TOKEN"))
     vault_role_id: str | None = Field(None, validation_alias=_env("VAULT_ROLE_ID"))
@@ -177,10 +179,10 @@ class Settings(BaseSettings):
         return value
 
 
-def _aliases() -> dict[str, str]:
+def _variables(model: type[BaseSettings]) -> dict[str, str]:
     """Map every accepted spelling (field name or env variable) to its canonical env variable name."""
     names: dict[str, str] = {}
-    for field, info in Settings.model_fields.items():
+    for field, info in model.model_fields.items():
         alias = info.validation_alias
         choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [field.upper()]
         for spelling in [field, *choices]:
@@ -188,29 +190,40 @@ def _aliases() -> dict[str, str]:
     return names
 
 
-_VARIABLES = _aliases()
-_SECRET_VARIABLES = {
-    _VARIABLES[field] for field, info in Settings.model_fields.items() if "SecretStr" in str(info.annotation)
-}
+def _secret_variables(model: type[BaseSettings], names: dict[str, str]) -> set[str]:
+    return {names[field] for field, info in model.model_fields.items() if "SecretStr" in str(info.annotation)}
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per bad variable; the offending input is shown only for non-secret settings."""
+def describe_validation_error(error: ValidationError, model: type[BaseSettings] = Settings) -> str:
+    """One line per bad variable of `model`; the offending input is shown only for non-secret settings.
+
+    Shared by every settings class (the domains keep theirs apart), so all name variables the same way.
+    """
+    names = _variables(model)
+    secrets = _secret_variables(model, names)
     lines = []
     for item in error.errors():
         loc = str(item["loc"][0]) if item["loc"] else "?"
-        name = _VARIABLES.get(loc, loc.upper())
+        name = names.get(loc, loc.upper())
         message = str(item["msg"]).removeprefix("Value error, ")
-        shown = "" if name in _SECRET_VARIABLES else f" (got {str(item.get('input'))[:60]!r})"
+        shown = "" if name in secrets else f" (got {str(item.get('input'))[:60]!r})"
         lines.append(f"{name}: {message}{shown}")
     return "; ".join(lines)
 
 
-def load_settings() -> Settings:
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_settings(model: type[SettingsT]) -> SettingsT:
+    """Read `model` from the environment; a bad value is a one-line ConfigError naming its variable."""
     try:
-        return Settings()
+        return model()
     except ValidationError as error:
-        raise ConfigError("invalid configuration: " + describe_validation_error(error)) from None
+        raise ConfigError("invalid configuration: " + describe_validation_error(error, model)) from None
+
+
+def load_settings() -> Settings:
+    return read_settings(Settings)
 
 
 @lru_cache(maxsize=1)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.alerts.chain import DEFAULT_ESCALATION, Chain, parse_chain
-from bot.config import ConfigError
+from bot.config import read_settings
 
 
 def _env(name: str) -> AliasChoices:
@@ -84,31 +84,6 @@ class AlertSettings(BaseSettings):
         return parse_chain(self.escalation)
 
 
-_NAMES = {
-    "threshold": "KEYBOT_ALERT_THRESHOLD",
-    "thresholds": "KEYBOT_ALERT_THRESHOLDS",
-    "escalation": "KEYBOT_ALERT_ESCALATION",
-    "cooldown_minutes": "KEYBOT_ALERT_COOLDOWN_MINUTES",
-    "reopen_ratio": "KEYBOT_ALERT_REOPEN_RATIO",
-    "quiet_minutes": "KEYBOT_ALERT_QUIET_MINUTES",
-    "expected_days": "KEYBOT_ALERT_EXPECTED_DAYS",
-    "catchup_minutes": "KEYBOT_ALERT_CATCHUP_MINUTES",
-    "detect_every_seconds": "KEYBOT_ALERT_DETECT_SECONDS",
-    "pagerduty_routing_key": "KEYBOT_PAGERDUTY_ROUTING_KEY",
-    "pagerduty_url": "KEYBOT_PAGERDUTY_URL",
-}
-
-
 def alert_settings() -> AlertSettings:
     """Read each time (cheap), so a changed environment is seen by the next tick; one line per bad value."""
-    try:
-        return AlertSettings()
-    except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            loc = str(item["loc"][0]) if item["loc"] else "?"
-            name = _NAMES.get(loc, loc.upper())
-            message = str(item["msg"]).removeprefix("Value error, ")
-            shown = "(hidden)" if loc == "pagerduty_routing_key" else repr(str(item.get("input"))[:60])
-            lines.append(f"{name}: {message} (got {shown})")
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+    return read_settings(AlertSettings)

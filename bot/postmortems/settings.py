@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.config import ConfigError
+from bot.config import read_settings
 from bot.reminders.settings import check_timezone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -62,26 +62,6 @@ class PostmortemSettings(BaseSettings):
         return check_timezone(value)
 
 
-_NAMES = {
-    "templates_dir": "KEYBOT_TEMPLATES_DIR",
-    "postmortem_dir": "KEYBOT_POSTMORTEM_DIR",
-    "llm": "KEYBOT_POSTMORTEM_LLM",
-    "llm_model": "KEYBOT_LLM_MODEL",
-    "llm_timeout_seconds": "KEYBOT_LLM_TIMEOUT_SECONDS",
-    "digest_channel": "KEYBOT_DIGEST_CHANNEL",
-    "digest_time": "KEYBOT_DIGEST_TIME",
-    "digest_timezone": "KEYBOT_DIGEST_TIMEZONE",
-}
-
-
 def postmortem_settings() -> PostmortemSettings:
     """Read each time (it is cheap): a changed environment is seen by the next job and test."""
-    try:
-        return PostmortemSettings()
-    except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            loc = str(item["loc"][0]) if item["loc"] else "?"
-            message = str(item["msg"]).removeprefix("Value error, ")
-            lines.append(f"{_NAMES.get(loc, loc.upper())}: {message} (got {str(item.get('input'))[:60]!r})")
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+    return read_settings(PostmortemSettings)

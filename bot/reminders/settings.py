@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.config import ConfigError, get_settings
+from bot.config import get_settings, read_settings
 
 DEFAULT_ROTATION_DAYS = "production=30,default=60"
 
@@ -77,27 +77,8 @@ class ReminderSettings(BaseSettings):
         return self.fallback_channel or get_settings().security_channel
 
 
-_NAMES = {
-    "rotation_days": "KEYBOT_ROTATION_DAYS",
-    "horizon_days": "KEYBOT_REMINDER_HORIZON_DAYS",
-    "fallback_channel": "KEYBOT_REMINDER_FALLBACK_CHANNEL",
-    "timezone": "KEYBOT_REMINDER_TIMEZONE",
-    "escalate_after_days": "KEYBOT_ESCALATE_AFTER_DAYS",
-    "max_snooze_days": "KEYBOT_MAX_SNOOZE_DAYS",
-}
-
-
 def load_reminder_settings() -> ReminderSettings:
-    try:
-        return ReminderSettings()
-    except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            loc = str(item["loc"][0]) if item["loc"] else "?"
-            name = _NAMES.get(loc, loc.upper())
-            message = str(item["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message} (got {str(item.get('input'))[:60]!r})")
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+    return read_settings(ReminderSettings)
 
 
 def reminder_settings() -> ReminderSettings:

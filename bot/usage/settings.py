@@ -6,10 +6,10 @@ endpoint answers 404 saying it is disabled. An invalid value is one line naming 
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.config import ConfigError
+from bot.config import read_settings
 
 
 def _env(name: str) -> AliasChoices:
@@ -37,27 +37,6 @@ class UsageSettings(BaseSettings):
         return self.ingest_token is not None or self.ingest_hmac_secret is not None
 
 
-_NAMES = {
-    "ingest_token": "KEYBOT_INGEST_TOKEN",
-    "ingest_hmac_secret": "KEYBOT_INGEST_HMAC_SECRET",
-    "ingest_max_bytes": "KEYBOT_INGEST_MAX_BYTES",
-    "hmac_window_seconds": "KEYBOT_INGEST_HMAC_WINDOW",
-    "retention_days": "KEYBOT_USAGE_RETENTION_DAYS",
-    "backfill_hours": "KEYBOT_USAGE_BACKFILL_HOURS",
-    "poll_page_limit": "KEYBOT_USAGE_POLL_PAGE_LIMIT",
-    "learning_hours": "KEYBOT_USAGE_LEARNING_HOURS",
-}
-
-
 def usage_settings() -> UsageSettings:
     """Read each time (it is cheap), so a changed environment is seen by the next request and test."""
-    try:
-        return UsageSettings()
-    except ValidationError as error:
-        lines = []
-        for item in error.errors():
-            loc = str(item["loc"][0]) if item["loc"] else "?"
-            name = _NAMES.get(loc, loc.upper())
-            shown = "" if "secret" in loc or "token" in loc else f" (got {str(item.get('input'))[:60]!r})"
-            lines.append(f"{name}: {str(item['msg']).removeprefix('Value error, ')}{shown}")
-        raise ConfigError("invalid configuration: " + "; ".join(lines)) from None
+    return read_settings(UsageSettings)
