@@ -19,17 +19,12 @@ import pytest
 
 from bot.notifications.models import Notification
 from bot.slack import ids, limits
-from bot.slack.blocks.alerts import (
-    AlertPage,
-    KeyTraffic,
-    alert_closed_blocks,
-    alert_page_blocks,
-    page_from_facts,
-    sparkline,
-)
+from bot.slack.blocks.alert_page import AlertPage, page_from_facts
+from bot.slack.blocks.alerts import alert_closed_blocks, alert_page_blocks
 from bot.slack.blocks.home import app_home
 from bot.slack.blocks.key_card import key_card_blocks
 from bot.slack.blocks.messages import notification_blocks
+from bot.slack.blocks.sparkline import KeyTraffic, sparkline
 from bot.slack.blocks.text import blocks_to_text, view_to_text
 from tests.test_slack_blocks import INJECTIONS, make_key, validate, walk_texts
 

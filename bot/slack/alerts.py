@@ -20,15 +20,9 @@ from bot.db.session import Database
 from bot.log import get_logger
 from bot.notifications.models import Notification, NotificationStatus
 from bot.slack.api import PostedMessage, SlackAPI, SlackError
-from bot.slack.blocks.alerts import (
-    STEPS,
-    AlertPage,
-    alert_closed_blocks,
-    alert_page_blocks,
-    page_from_alert,
-    page_from_facts,
-    sparkline,
-)
+from bot.slack.blocks.alert_page import AlertPage, page_from_alert, page_from_facts
+from bot.slack.blocks.alerts import STEPS, alert_closed_blocks, alert_page_blocks
+from bot.slack.blocks.sparkline import sparkline
 from bot.slack.delivery import Renderer, notification_metadata
 from bot.slack.reminders import ReminderSender
 

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from bot.alerts.service import open_alerts
 from bot.db.session import Database
 from bot.log import get_logger
-from bot.slack.blocks.alerts import AlertPage, KeyTraffic, page_from_alert
+from bot.slack.blocks.alert_page import AlertPage, page_from_alert
+from bot.slack.blocks.sparkline import KeyTraffic
 from bot.usage.service import series
 
 log = get_logger(__name__)

@@ -1,27 +1,23 @@
 """Anomaly pages: the owner's DM and each escalation step (backup, team channel, manager), the update once
-someone acknowledged, and the text sparkline App Home and the key card show.
+someone acknowledged, and the one-line alert App Home and the key card show.
 
-Pure functions of :class:`AlertPage`, a frozen copy of what the alerts domain enqueued (the outbox row's
-facts) or returns (its ``AlertView``), so golden files pin every step exactly. Buttons carry the alert id
+Pure functions of :class:`~bot.slack.blocks.alert_page.AlertPage` (the page's facts; the traffic text is
+in :mod:`bot.slack.blocks.sparkline`), so golden files pin every step exactly. Buttons carry the alert id
 and the version the page showed; the domain refuses a click on any other version.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
 
 from bot.slack import ids, limits
+from bot.slack.blocks.alert_page import MAX_METRICS
+from bot.slack.blocks.alert_page import AlertPage as AlertPage  # re-exported for key_card.py
 from bot.slack.blocks.common import Block, actions, button, confirm, context, fields, header, section, when
+from bot.slack.blocks.sparkline import KeyTraffic as KeyTraffic  # re-exported for key_card.py
+from bot.slack.blocks.sparkline import amount
+from bot.slack.blocks.sparkline import traffic_line as traffic_line  # re-exported for key_card.py
 
-BARS = "▁▂▃▄▅▆▇█"
-SPARK_WIDTH = 60  # characters: six hours at one bar per six minutes
-MAX_SIGNALS = 10
-MAX_METRICS = 8
 STEPS = ("owner", "backup", "channel", "manager")
 CLOSED = {"acknowledged", "resolved", "false_positive"}
 _MENTION = re.compile(r"^<!subteam\^[A-Z0-9]{2,20}(\|@?[\w.\-]{1,80})?>$")
@@ -39,179 +35,6 @@ _METRIC_NAMES = {
     "status_401": "401s/min",
     "status_429": "429s/min",
 }
-
-
-class AlertLike(Protocol):
-    """The fields of the alerts domain's ``AlertView`` a page needs (duck-typed: no import of the domain)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def key_id(self) -> int: ...
-    @property
-    def key_name(self) -> str: ...
-    @property
-    def environment(self) -> str: ...
-    @property
-    def state(self) -> Any: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def signals(self) -> Sequence[str]: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def observed(self) -> Mapping[str, float]: ...
-    @property
-    def baseline(self) -> Mapping[str, float]: ...
-    @property
-    def opened_at(self) -> datetime: ...
-    @property
-    def acked_by(self) -> str | None: ...
-    @property
-    def step(self) -> Any: ...
-    @property
-    def next_step_at(self) -> datetime | None: ...
-
-
-@dataclass(frozen=True)
-class AlertPage:
-    """One page as shown: the alert, the step it is, and what comes next unless someone acknowledges."""
-
-    alert_id: int
-    version: int
-    key_id: int
-    key_name: str
-    environment: str
-    step: str = "owner"
-    signals: tuple[str, ...] = ()
-    observed: Mapping[str, float] = field(default_factory=dict)
-    baseline: Mapping[str, float] = field(default_factory=dict)
-    score: float = 0.0
-    opened_at: datetime | None = None
-    mention: str | None = None  # the on-call group, on the channel step
-    next_step: str | None = None
-    next_recipient: str | None = None
-    next_step_at: datetime | None = None
-    state: str = "open"
-    acked_by: str | None = None
-    run_id: str | None = None  # the emergency run Revoke now started
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _metrics(value: object) -> dict[str, float]:
-    if not isinstance(value, Mapping):
-        return {}
-    out = {}
-    for name, raw in list(value.items())[:MAX_METRICS]:
-        number = _number(raw)
-        if isinstance(name, str) and number is not None:
-            out[name[:40]] = number
-    return out
-
-
-def _moment(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _text(value: object, limit: int = 200) -> str | None:
-    return str(value)[:limit] if isinstance(value, str | int) and str(value) else None
-
-
-def page_from_facts(facts: Mapping[str, Any]) -> AlertPage:
-    """The page an ``alert_page``/``alert_update`` row describes; ValueError when it names no alert."""
-    alert_id, version = _number(facts.get("alert_id")), _number(facts.get("alert_version"))
-    if alert_id is None or alert_id != int(alert_id) or alert_id < 1:
-        raise ValueError("alert facts name no alert")
-    signals = facts.get("signals")
-    return AlertPage(
-        alert_id=int(alert_id),
-        version=int(version) if version is not None else 0,
-        key_id=int(_number(facts.get("key_id")) or 0),
-        key_name=_text(facts.get("key_name")) or f"key #{facts.get('key_id')}",
-        environment=_text(facts.get("environment"), 40) or "unknown",
-        step=str(facts.get("step") or "owner")[:20],
-        signals=tuple(str(s)[:300] for s in signals[:MAX_SIGNALS]) if isinstance(signals, list) else (),
-        observed=_metrics(facts.get("observed")),
-        baseline=_metrics(facts.get("baseline")),
-        score=_number(facts.get("score")) or 0.0,
-        opened_at=_moment(facts.get("opened_at")),
-        mention=_text(facts.get("mention"), 120),
-        next_step=_text(facts.get("next_step"), 20),
-        next_recipient=_text(facts.get("next_recipient"), 120),
-        next_step_at=_moment(facts.get("next_step_at")),
-        state=str(facts.get("state") or "open")[:20],
-        acked_by=_text(facts.get("acked_by") or facts.get("by"), 120),
-        run_id=_text(facts.get("run_id"), 60),
-    )
-
-
-def _value(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def page_from_alert(alert: AlertLike, **extra: Any) -> AlertPage:
-    """The page for the domain's current view of an alert (``extra``: mention, next_recipient, run_id...)."""
-    return AlertPage(
-        alert_id=alert.id,
-        version=alert.version,
-        key_id=alert.key_id,
-        key_name=alert.key_name,
-        environment=alert.environment,
-        step=_value(alert.step),
-        signals=tuple(alert.signals),
-        observed=dict(alert.observed),
-        baseline=dict(alert.baseline),
-        score=alert.score,
-        opened_at=alert.opened_at,
-        next_step_at=alert.next_step_at,
-        state=_value(alert.state),
-        acked_by=alert.acked_by,
-        **extra,
-    )
-
-
-def sparkline(values: Sequence[float], width: int = SPARK_WIDTH) -> str:
-    """Bars ▁…█ from zero to the largest value; past ``width`` values, each bar is the max of its slice
-    (a one-minute spike must stay visible). Missing or negative values count as zero; no values: ``""``."""
-    clean = [v if isinstance(v, int | float) and math.isfinite(v) and v > 0 else 0.0 for v in values]
-    if not clean or width < 1:
-        return ""
-    if len(clean) > width:
-        size = len(clean) / width
-        clean = [
-            max(clean[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)]) for i in range(width)
-        ]
-    top = max(clean)
-    if top <= 0:
-        return BARS[0] * len(clean)
-    last = len(BARS) - 1
-    return "".join(BARS[min(last, math.ceil(v / top * last))] for v in clean)
-
-
-def amount(value: float) -> str:
-    """``1,240``, ``3.5``, ``0.012``: readable without losing a small cost."""
-    if abs(value) >= 100 or value == int(value):
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
-    return f"{value:.3g}"
 
 
 def _group(mention: str | None) -> str:
@@ -379,31 +202,6 @@ def alert_closed_blocks(page: AlertPage) -> tuple[str, list[Block]]:
     ]  # fmt: skip
     text = limits.mrkdwn(f"{page.key_name} ({page.environment}): {closed_line(page)}", limits.FALLBACK_TEXT)
     return text, limits.fit_blocks(blocks, keep_tail=1)
-
-
-@dataclass(frozen=True)
-class KeyTraffic:
-    """A key's recent traffic for App Home and the key card: requests per minute and the window's totals."""
-
-    key_id: int
-    hours: int
-    requests_per_minute: tuple[float, ...]
-    totals: Mapping[str, float]
-
-
-def traffic_line(traffic: KeyTraffic) -> str:
-    """``▁▁▂█▁ 1,240 requests · 88,000 tokens · $1.20 in 6 h``."""
-    totals = traffic.totals
-    parts = [f"{amount(totals.get('requests', 0.0))} requests"]
-    if totals.get("tokens"):
-        parts.append(f"{amount(totals['tokens'])} tokens")
-    if totals.get("cost_usd"):
-        parts.append(f"${totals['cost_usd']:,.2f}")
-    errors = totals.get("status_401", 0.0) + totals.get("status_429", 0.0)
-    if errors:
-        parts.append(f"{amount(errors)} 401/429s")
-    spark = sparkline(traffic.requests_per_minute)
-    return f"`{spark}` " + " · ".join(parts) + f" in {traffic.hours} h"
 
 
 def alert_line(page: AlertPage) -> str:

@@ -15,10 +15,12 @@ from bot.registry.render import rotation_state
 from bot.reminders.types import DueKey
 from bot.runbooks.models import Run
 from bot.slack import ids, limits
-from bot.slack.blocks.alerts import AlertPage, KeyTraffic, alert_line, traffic_line
+from bot.slack.blocks.alert_page import AlertPage
+from bot.slack.blocks.alerts import alert_line
 from bot.slack.blocks.common import Block, ago, button, chunk_lines, context, divider, header, section, when
 from bot.slack.blocks.progress import RUN_MARK
 from bot.slack.blocks.reminders import rotation_line
+from bot.slack.blocks.sparkline import KeyTraffic, traffic_line
 
 MAX_KEYS = 25
 MAX_DUE = 10

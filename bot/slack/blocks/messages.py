@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 from bot.notifications.models import Notification
 from bot.notifications.render import cost_text
 from bot.slack import ids, limits
-from bot.slack.blocks.alerts import alert_page_blocks, page_from_facts
+from bot.slack.blocks.alert_page import page_from_facts
+from bot.slack.blocks.alerts import alert_page_blocks
 from bot.slack.blocks.common import Block, actions, button, context, fields, header, section
 
 KIND_MARK = {

@@ -24,7 +24,8 @@ from bot.runbooks.refusals import RunRefused
 from bot.slack import ids, limits
 from bot.slack.alerts import current_page, page_posted_at
 from bot.slack.api import SlackError
-from bot.slack.blocks.alerts import AlertPage, alert_page_blocks, page_from_alert
+from bot.slack.blocks.alert_page import AlertPage, page_from_alert
+from bot.slack.blocks.alerts import alert_page_blocks
 from bot.slack.context import SlackContext
 from bot.slack.payloads import BlockActions
 
