@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from bot.db.session import Database
+from bot.registry.export import export_records
 from bot.registry.exporter import to_csv
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import RegistryFileError, parse_csv, parse_yaml
 from bot.registry.models import Team
-from bot.registry.store import apply_import, export_records
+from bot.registry.store import apply_import
 
 DOC = """
 teams:

@@ -22,9 +22,9 @@ from bot.incidents.lifecycle import parse_reference
 from bot.incidents.models import Incident, TimelineEvent
 from bot.incidents.service import open_incident
 from bot.notifications.models import Notification
+from bot.registry.export import export_records
 from bot.registry.models import Key, KeyStatus
 from bot.registry.service import KeyFilter, list_keys, lookup, suggest
-from bot.registry.store import export_records
 from bot.runbooks.models import Run, RunStatus
 from bot.sandbox.sandbox import Sandbox
 from bot.slack import ids

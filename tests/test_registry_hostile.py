@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from bot.db.session import Database
 from bot.registry import importer
+from bot.registry.export import export_records
 from bot.registry.exporter import to_csv
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import RecordError, neutralise_cell, read_csv, read_file, read_yaml, restore_cell
 from bot.registry.models import Consumer, Key, KeyOwner, Team
-from bot.registry.store import apply_import, export_records
+from bot.registry.store import apply_import
 from tests.test_cli import keybot
 
 

@@ -6,11 +6,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.registry.export import export_records
 from bot.registry.exporter import to_csv, to_yaml
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import RegistryFileError, parse_csv, parse_file, parse_yaml
 from bot.registry.models import Consumer, Key, KeyOwner, KeyStatus, Team
-from bot.registry.store import UnknownTeam, apply_import, export_records
+from bot.registry.store import UnknownTeam, apply_import
 from tests.fakes import openai_project_key
 
 REPO = Path(__file__).resolve().parents[1]

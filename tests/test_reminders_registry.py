@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.db.session import Database
+from bot.registry.export import export_records
 from bot.registry.fingerprint import Fingerprinter
 from bot.registry.importer import RegistryFileError, parse_csv, parse_yaml
 from bot.registry.models import Team
-from bot.registry.store import apply_import, export_records
+from bot.registry.store import apply_import
 
 DOC = """
 teams:

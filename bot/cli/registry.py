@@ -14,12 +14,13 @@ from rich.text import Text
 from bot.cli.context import CliError, add_plain_row, err, out, runtime
 from bot.cli.identity import cli_identity
 from bot.db.base import utcnow
+from bot.registry.export import export_records
 from bot.registry.exporter import to_csv, to_yaml
 from bot.registry.importer import read_file
 from bot.registry.models import Key
 from bot.registry.render import key_card, rotation_state
 from bot.registry.service import KeyFilter, Lookup, list_keys, lookup
-from bot.registry.store import ImportRefused, apply_import, export_records
+from bot.registry.store import ImportRefused, apply_import
 
 app = typer.Typer(help="The key-ownership registry.", no_args_is_help=True)
 
