@@ -45,3 +45,6 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    """The Slack workspace to send it in (OAuth mode); None: SLACK_DEFAULT_TEAM_ID, else the newest one."""
+    slack_enterprise_id: Mapped[str | None] = mapped_column(String(32))

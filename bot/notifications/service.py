@@ -14,8 +14,12 @@ from sqlalchemy.orm import Session
 from bot.db.base import utcnow
 from bot.db.session import Database
 from bot.db.upsert import insert_unless_present
+from bot.log import get_logger
 from bot.notifications.models import Notification, NotificationStatus
 from bot.secrets import redact, redact_obj
+from bot.workspace import Workspace, bound, current_columns
+
+log = get_logger(__name__)
 
 MAX_ATTEMPTS = 8
 NOTIFICATIONS = cast(Table, Notification.__table__)
@@ -30,17 +34,23 @@ class Message:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+class Undeliverable(Exception):
+    """A sender's verdict that this row can never be delivered (its Slack workspace uninstalled keybot):
+    the row fails at once with this reason instead of being retried."""
+
+
 class Sender(Protocol):
-    """Delivers one notification; raises to have it retried later."""
+    """Delivers one notification; raises to have it retried later (`Undeliverable`: never)."""
 
     def send(self, notification: Notification) -> None: ...
 
 
 OUTBOX_COLUMNS = (
     "dedupe_key", "incident_id", "run_id", "kind", "recipient", "subject", "body", "facts", "status",
-    "attempts", "created_at", "next_attempt_at",
+    "attempts", "created_at", "next_attempt_at", "slack_team_id", "slack_enterprise_id",
 )  # fmt: skip
-"""The columns an outbox row sets (the rest keep their defaults); PostgreSQL's statements use the same."""
+"""The columns an outbox row sets (the rest keep their defaults); PostgreSQL's statements use the same.
+The Slack workspace is the current one (bot/workspace.py): a request's, or the run's being continued."""
 
 
 def outbox_rows(
@@ -48,7 +58,7 @@ def outbox_rows(
 ) -> list[dict[str, Any]]:
     """The notification rows for `messages`, redacted, one per dedupe key (the first message wins)."""
     rows: dict[str, dict[str, Any]] = {}
-    now = utcnow()
+    now, workspace = utcnow(), current_columns()
     for message in messages:
         dedupe_key = f"{dedupe_prefix}:{message.kind}:{message.recipient}"
         if message.facts.get("drill_for"):  # a drill's starter gets each person's message, not one
@@ -69,6 +79,7 @@ def outbox_rows(
                 "attempts": 0,
                 "created_at": now,
                 "next_attempt_at": now,
+                **workspace,
             },
         )
     return list(rows.values())
@@ -95,6 +106,8 @@ def insert_outbox_rows(db: Session | Connection, rows: list[dict[str, Any]]) -> 
     """Insert `outbox_rows` whose dedupe key is new; returns how many were."""
     if not rows:
         return 0
+    workspace = current_columns()
+    rows = [{**workspace, **row} for row in rows]  # rows built elsewhere belong to the current workspace
     dialect = db.get_bind().dialect.name if isinstance(db, Session) else db.dialect.name
     statement = insert_unless_present(dialect, NOTIFICATIONS, ["dedupe_key"])
     inserted = db.execute(statement.returning(NOTIFICATIONS.c.id), rows)
@@ -126,8 +139,13 @@ def deliver_pending(database: Database, sender: Sender, *, limit: int = 100) -> 
             row.attempts += 1
             row.next_attempt_at = utcnow()
         error_text: str | None = None
+        final = False
         try:
-            sender.send(row)
+            with bound(Workspace(row.slack_enterprise_id, row.slack_team_id)):  # sent in the row's workspace
+                sender.send(row)
+        except Undeliverable as error:
+            error_text, final = redact(str(error))[:500], True
+            log.warning("notification undeliverable", notification_id=notification_id, why=error_text)
         except Exception as error:
             error_text = redact(f"{type(error).__name__}: {error}")[:500]
         with database.session() as session:
@@ -140,7 +158,9 @@ def deliver_pending(database: Database, sender: Sender, *, limit: int = 100) -> 
             failed += 1
             row.last_error = error_text
             row.status = (
-                NotificationStatus.FAILED if row.attempts >= MAX_ATTEMPTS else NotificationStatus.PENDING
+                NotificationStatus.FAILED
+                if final or row.attempts >= MAX_ATTEMPTS
+                else NotificationStatus.PENDING
             )
             delay = min(600.0, 2.0**row.attempts) * (0.5 + random.random())
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)

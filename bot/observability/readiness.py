@@ -1,7 +1,8 @@
 """`GET /readyz`: may this replica take traffic? Each dependency is checked and named.
 
 The database must answer and carry the schema this keybot needs; Vault and Slack are checked only when
-configured (else ``skipped``). Answers are cached per dependency (Slack's ``auth.test`` for a minute), so a
+configured (else ``skipped``); with OAuth, Slack is the installation store and how many workspaces
+installed keybot. Answers are cached per dependency (Slack's ``auth.test`` for a minute), so a
 load balancer probing every second never hammers Slack or Vault. Reasons are one line built from error
 types and codes, never from a token or a response body.
 """
@@ -96,8 +97,30 @@ def vault_check(settings: Settings, timeout: float = 3.0) -> Probe:
     return probe
 
 
-def slack_check(settings: Settings, timeout: int = 3) -> Probe:
-    """auth.test with the bot token (no retries: a probe must answer quickly)."""
+def installations_check(settings: Settings, database: Database) -> Probe:
+    """OAuth mode: the installation store answers, and at least one workspace has installed keybot."""
+    client_id = settings.slack_client_id
+    assert client_id is not None
+
+    def probe() -> Check:
+        from bot.slack.installations import installation_count
+
+        try:
+            count = installation_count(database.engine, client_id)
+        except Exception as error:
+            return Check("fail", f"installation store unreadable ({type(error).__name__})")
+        if count == 0:
+            return Check("fail", "OAuth is on but no workspace has installed keybot yet: open /slack/install")
+        return Check("ok", f"OAuth: {count} workspace installation{'s' if count != 1 else ''}")
+
+    return probe
+
+
+def slack_check(settings: Settings, timeout: int = 3, database: Database | None = None) -> Probe:
+    """auth.test with the bot token (no retries: a probe must answer quickly); with OAuth (and the
+    database), the installations instead (:func:`installations_check`)."""
+    if database is not None and settings.slack_client_id and settings.slack_client_secret:
+        return installations_check(settings, database)
     if settings.slack_bot_token is None:
         return lambda: Check("skipped", "SLACK_BOT_TOKEN is not set")
     token, url = settings.slack_bot_token, settings.slack_api_url
@@ -137,7 +160,9 @@ class Readiness:
         checks: dict[str, tuple[Probe, float]] = {"database": (database_check(database), 0.0)}
         if settings is not None:
             checks["vault"] = (vault_check(settings), 5.0)
-            checks["slack"] = (slack_check(settings), 60.0)
+            oauth = settings.slack_client_id is not None and settings.slack_client_secret is not None
+            # An installation must show within seconds; auth.test is a call to Slack, so once a minute.
+            checks["slack"] = (slack_check(settings, database=database), 5.0 if oauth else 60.0)
         return cls(checks)
 
     def check(self) -> tuple[bool, dict[str, dict[str, str]]]:

@@ -44,6 +44,7 @@ from bot.runbooks.journal import LeaseLost, StepState
 from bot.runbooks.models import Run, RunStatus, StepStatus
 from bot.runbooks.writer import Writer
 from bot.secrets import redact
+from bot.workspace import bound as bound_workspace
 
 log = get_logger(__name__)
 UNCLAIMED_GRACE = timedelta(seconds=15)
@@ -130,7 +131,8 @@ class Engine:
         )
         released = False
         try:
-            released = self._drive(journal.Journal(state, writer), facts)
+            with bound_workspace(state.workspace):  # its messages and Slack calls go to its workspace
+                released = self._drive(journal.Journal(state, writer), facts)
             if state.drill and state.status.finished and self.on_drill_end is not None:
                 self.on_drill_end(run_id)
             return state.status

@@ -31,6 +31,7 @@ from bot.runbooks.models import RunStatus, StepStatus
 from bot.runbooks.run_context import RunContext
 from bot.runbooks.transition import INCIDENTS, RUNS, STEP_FIELDS, STEPS, Batch, IncidentChange, KeyRotated
 from bot.runbooks.writer import LeaseLost, Writer
+from bot.workspace import Workspace
 
 
 @dataclass
@@ -77,6 +78,7 @@ class RunState:
     plan: dict[str, StepDefinition] | None = None  # the steps as the run started (None: an older run)
     incident_status: IncidentStatus | None = None
     incident_opened_at: datetime | None = None
+    workspace: Workspace | None = None  # the Slack workspace whose request started it (OAuth mode)
 
     def step(self, name: str) -> StepState:
         return next(s for s in self.steps if s.name == name)
@@ -102,6 +104,7 @@ def load(session: Session, run_id: str) -> RunState | None:
         context=cast(RunContext, dict(row["context"] or {})),
         finished_at=row["finished_at"],
         wake_at=row["wake_at"],
+        workspace=Workspace.of(row["slack_enterprise_id"], row["slack_team_id"]),
         plan={name: StepDefinition.model_validate(d) for name, d in row["plan"].items()}
         if row["plan"]
         else None,

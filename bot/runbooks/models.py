@@ -74,6 +74,10 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    slack_team_id: Mapped[str | None] = mapped_column(String(32))
+    """The Slack workspace whose request started the run (OAuth mode): later work on it, by any process,
+    speaks with that workspace's installation. None in token mode and for runs the CLI started."""
+    slack_enterprise_id: Mapped[str | None] = mapped_column(String(32))
 
     steps: Mapped[list[RunStep]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="RunStep.position", lazy="selectin"

@@ -6,7 +6,7 @@ writes it with Core statements (any database), pg_open.py with one statement on 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,6 +24,7 @@ from bot.runbooks.journal import RunState, StepState
 from bot.runbooks.models import KeyLock, Run, RunStatus, RunStep
 from bot.runbooks.refusals import KeyBusy, RunRefused
 from bot.runbooks.run_context import RunContext
+from bot.workspace import Workspace, current_columns
 
 KEYS = cast(Table, Key.__table__)
 INCIDENTS = cast(Table, Incident.__table__)
@@ -61,6 +62,8 @@ class RunPlan:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     authorize: Callable[[KeyFacts], None] | None = None  # raises NotAllowed; nothing is written then
+    workspace: dict[str, str | None] = field(default_factory=current_columns)
+    """The Slack workspace of the request opening the run (bot/workspace.py); stored on the run."""
 
     def check(self, key: KeyFacts) -> None:
         if self.authorize is not None:
@@ -113,6 +116,7 @@ class RunPlan:
             ],
             incident_status=IncidentStatus.OPEN if incident_id is not None else None,
             incident_opened_at=self.now if incident_id is not None else None,
+            workspace=Workspace.of(self.workspace["slack_enterprise_id"], self.workspace["slack_team_id"]),
         )
         return OpenedRun(state, key, head, self.lease_owner)
 
@@ -155,6 +159,7 @@ def open_with_core(engine: Engine, plan: RunPlan) -> OpenedRun:
                 plan=plan.definitions,
                 lease_owner=plan.lease_owner,
                 lease_expires_at=plan.lease_expires_at,
+                **plan.workspace,
             )
         )
         rows = [

@@ -48,10 +48,11 @@ incident AS (
 ),
 run AS (
     INSERT INTO runs (id, runbook, mode, key_id, incident_id, status, initiated_by, reason, drill, context,
-                      plan, lease_owner, lease_expires_at, created_at, updated_at)
+                      plan, lease_owner, lease_expires_at, created_at, updated_at, slack_team_id,
+                      slack_enterprise_id)
     SELECT %(run_id)s, %(runbook)s, %(mode)s, %(key_id)s, %(incident_id)s, %(running)s, %(actor)s,
            %(reason)s, %(drill)s, CAST(%(context)s AS json), CAST(%(plan)s AS json), %(lease_owner)s,
-           %(lease_expires_at)s, %(now)s, %(now)s
+           %(lease_expires_at)s, %(now)s, %(now)s, %(slack_team_id)s, %(slack_enterprise_id)s
     WHERE EXISTS (SELECT FROM lock)
 ),
 steps AS (
@@ -116,6 +117,7 @@ def open_on_postgresql(engine: Engine, plan: RunPlan) -> OpenedRun | None:
             "pending": StepStatus.PENDING.value,
             "key_status": plan.key_status.value,
             "events": dumps(events),
+            **plan.workspace,
         }
         step_ids = list(conn.exec_driver_sql(STATEMENT, params).scalars().all())
     if len(step_ids) != len(plan.steps):

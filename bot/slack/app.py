@@ -79,6 +79,7 @@ def build_app(
             raise_error_for_unhandled_request=True,
         )
         app.middleware(bind_request_token)
+        app.enable_token_revocation_listeners()  # app_uninstalled, tokens_revoked: delete the installation
 
     @app.middleware
     def validate_payload(

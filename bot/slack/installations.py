@@ -22,7 +22,7 @@ from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
-from sqlalchemy import Table, Text, desc, select
+from sqlalchemy import ColumnElement, Table, Text, desc, distinct, func, select
 from sqlalchemy.engine import Engine
 
 from bot.db.base import Base
@@ -140,6 +140,15 @@ def state_store(
     return SQLAlchemyOAuthStateStore(expiration_seconds=expiration_seconds, engine=engine)
 
 
+def installation_count(engine: Engine, client_id: str) -> int:
+    """How many workspaces (or organisations) have this app installed; reads no token."""
+    query = select(func.count(distinct(func.coalesce(BOTS.c.team_id, BOTS.c.enterprise_id)))).where(
+        BOTS.c.client_id == client_id
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
 @dataclass(frozen=True)
 class WorkspaceTokens:
     """Bot tokens by workspace, for work that is not answering a request (the outbox, the clock)."""
@@ -152,10 +161,18 @@ class WorkspaceTokens:
         bot = self.store.find_bot(enterprise_id=enterprise_id, team_id=team_id)
         if bot is None and enterprise_id is not None:
             bot = self.store.find_bot(enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True)
+        if bot is None and enterprise_id is None and team_id is not None:
+            return self._newest(self.store.bots.c.team_id == team_id)  # e.g. SLACK_DEFAULT_TEAM_ID on a Grid
         return bot.bot_token if bot is not None else None
+
+    def count(self) -> int:
+        return installation_count(self.store.engine, self.store.client_id)
 
     def latest(self) -> str | None:
         """The most recently installed bot token: the organisation's, in the Enterprise Grid case."""
+        return self._newest(None)
+
+    def _newest(self, where: ColumnElement[bool] | None) -> str | None:
         bots = self.store.bots
         query = (
             select(bots.c.bot_token)
@@ -163,6 +180,8 @@ class WorkspaceTokens:
             .order_by(desc(bots.c.installed_at), desc(bots.c.id))
             .limit(1)
         )
+        if where is not None:
+            query = query.where(where)
         with self.store.engine.connect() as conn:
             token = conn.execute(query).scalar()
         return self.store.sealer.open(str(token)) if token else None

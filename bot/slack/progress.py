@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
+
 from bot.db.session import Database
 from bot.incidents.models import Incident
 from bot.log import get_logger
@@ -18,6 +20,7 @@ from bot.runbooks.models import Run
 from bot.slack.api import SlackAPI, SlackError
 from bot.slack.blocks.progress import incident_header, progress_message
 from bot.slack.models import RunMessage
+from bot.workspace import Workspace, bound
 
 log = get_logger(__name__)
 
@@ -77,25 +80,31 @@ class ProgressPublisher:
             run = session.get(Run, run_id)
             if run is None:
                 return
-            key = session.get(Key, run.key_id)
-            assert key is not None
-            where = session.get(RunMessage, run_id)
-            if where is None:
-                channel = (key.team.slack_channel if key.team else None) or self.fallback_channel
-                if channel is None:
-                    return
-                where = RunMessage(run_id=run_id, channel=channel)
-                incident = session.get(Incident, run.incident_id) if run.incident_id else None
-                if incident is not None:
-                    text, blocks = incident_header(incident, key)
-                    where.header_ts = self.api.post_message(channel, text, blocks).ts
-                session.add(where)
-            text, blocks = progress_message(run, key)
-            if where.progress_ts is None:
-                posted = self.api.post_message(where.channel, text, blocks, thread_ts=where.header_ts)
-                where.channel, where.progress_ts = posted.channel, posted.ts
-            else:
-                self.api.update_message(where.channel, where.progress_ts, text, blocks)
+            with bound(Workspace.of(run.slack_enterprise_id, run.slack_team_id)):  # even from a timer
+                self._post(session, run)
+
+    def _post(self, session: Session, run: Run) -> None:
+        """Post or edit `run`'s progress message, in the workspace bound by the caller."""
+        run_id = run.id
+        key = session.get(Key, run.key_id)
+        assert key is not None
+        where = session.get(RunMessage, run_id)
+        if where is None:
+            channel = (key.team.slack_channel if key.team else None) or self.fallback_channel
+            if channel is None:
+                return
+            where = RunMessage(run_id=run_id, channel=channel)
+            incident = session.get(Incident, run.incident_id) if run.incident_id else None
+            if incident is not None:
+                text, blocks = incident_header(incident, key)
+                where.header_ts = self.api.post_message(channel, text, blocks).ts
+            session.add(where)
+        text, blocks = progress_message(run, key)
+        if where.progress_ts is None:
+            posted = self.api.post_message(where.channel, text, blocks, thread_ts=where.header_ts)
+            where.channel, where.progress_ts = posted.channel, posted.ts
+        else:
+            self.api.update_message(where.channel, where.progress_ts, text, blocks)
 
     def publish_header(self, run_id: str) -> None:
         """Re-render the incident header above the run's progress (its status, Resolve/False alarm)."""
@@ -110,7 +119,8 @@ class ProgressPublisher:
                 if incident is None or key is None:
                     return
                 text, blocks = incident_header(incident, key)
-                self.api.update_message(where.channel, where.header_ts, text, blocks)
+                with bound(Workspace.of(run.slack_enterprise_id, run.slack_team_id)):
+                    self.api.update_message(where.channel, where.header_ts, text, blocks)
         except SlackError as error:
             log.warning("incident header not updated", run_id=run_id, code=error.code, why=error.explanation)
         except Exception:
