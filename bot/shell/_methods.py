@@ -13,6 +13,7 @@ from typing import Any
 from bot.shell import _files
 from bot.shell._blocks import check_view as _check_view
 from bot.shell._model import Json, SlackError
+from bot.shell._oauth import oauth_v2_access
 from bot.shell._state import SlackState
 
 Args = Mapping[str, Any]
@@ -172,20 +173,6 @@ def files_complete_upload_external(st: SlackState, args: Args) -> Json:
     channel = st.resolve_channel(target) if target else None
     comment = str(args.get("initial_comment") or "") or None
     return {"ok": True, "files": _files.complete_uploads(st, files, channel, thread_ts, comment)}
-
-
-def oauth_v2_access(st: SlackState, args: Args) -> Json:
-    """Exchange a code granted with :meth:`LocalSlack.grant` (once) for its installation."""
-    grant = st.oauth_grants.get(str(args.get("code") or ""))
-    if grant is None:
-        raise SlackError("invalid_code")
-    if args.get("client_id") != grant["client_id"]:
-        raise SlackError("invalid_client_id")
-    if args.get("client_secret") != grant["client_secret"]:
-        raise SlackError("bad_client_secret")
-    del st.oauth_grants[str(args["code"])]
-    st.installed_tokens.add(str(grant["access_token"]))
-    return {k: v for k, v in grant.items() if k not in ("client_id", "client_secret")}
 
 
 METHODS: dict[str, Method] = {

@@ -20,9 +20,9 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 
 from bot.secrets import redact
-from bot.shell import _forms, _payloads
-from bot.shell._render import message_blocks, pressables
-from bot.shell._terminal import MAX_LINE, Target, Terminal
+from bot.shell import _forms, _payloads, _press
+from bot.shell._render import pressables
+from bot.shell._terminal import MAX_LINE, Terminal
 from bot.shell.emulator import LocalSlack
 from bot.slack.blocks.text import mrkdwn_to_text
 
@@ -281,70 +281,22 @@ class ShellChat:
             span = f"1-{len(target.buttons)}" if len(target.buttons) > 1 else "1"
             self._say(f"(there is no button {number} on {target.ref}: its buttons are {span})")
             return
-        located = self._locate(target)
+        located = _press.locate(self.emulator, target)
         if located is None:
             self._say(f"({target.ref} is gone: the message was deleted or the window closed)")
             return
-        kind, item, blocks = located
-        elements = pressables(blocks)
+        elements = pressables(located[2])
         if number > len(elements):
             self._say(f"({target.ref} changed; look at its latest version)")
             return
         block_id, element = elements[number - 1]
-        if not self._confirmed(element):
+        if not _press.confirmed(self._term, element):
             self._say("(cancelled)")
             return
         action = _payloads.button_action(element, block_id, button.label)
-        trigger = self.emulator.new_trigger_id()
-        who = self._who
-        if kind == "view":
-            payload = _payloads.block_actions_in_view(who, action, view=item, trigger_id=trigger)
-        else:
-            channel, ts, ephemeral = str(target.channel), str(target.ts), kind == "ephemeral"
-            url = self.emulator.response_url(
-                channel=channel, user=who.user_id, message_ts=ts, ephemeral=ephemeral
-            )
-            message = None if ephemeral else item
-            payload = _payloads.block_actions_in_message(
-                who,
-                action,
-                channel=channel,
-                message=message,
-                message_ts=ts,
-                ephemeral=ephemeral,
-                response_url=url,
-                trigger_id=trigger,
-            )
+        payload = _press.click_payload(self.emulator, self._who, target, located, action)
         self._dispatch(_payloads.form_payload(payload), _payloads.FORM, "button click")
         self._after()
-
-    def _locate(self, target: Target) -> tuple[str, dict[str, Any], list[dict[str, Any]]] | None:
-        kind = target.key[0]
-        if kind in ("view", "home"):
-            view = self.emulator.view(str(target.view_id))
-            return None if view is None else ("view", view, list(view.get("blocks") or []))
-        if kind == "ephemeral":
-            item = self.emulator.ephemeral(str(target.ts))
-        else:
-            item = self.emulator.message(str(target.channel), str(target.ts))
-        if item is None:
-            return None
-        return kind, item, message_blocks(item.get("blocks") or [], item.get("attachments") or [])
-
-    def _confirmed(self, element: Mapping[str, Any]) -> bool:
-        """Slack shows a button's ``confirm`` dialog before it sends the click."""
-        confirm = element.get("confirm")
-        if not isinstance(confirm, Mapping):
-            return True
-        title = _plain(confirm.get("title")) or "Are you sure?"
-        yes, no = _plain(confirm.get("confirm")) or "Yes", _plain(confirm.get("deny")) or "Cancel"
-        self._say(f"  {title}\n  {_plain(confirm.get('text'))}")
-        try:
-            answer = self._term.ask(f"  Are you sure? [y/N] (y = {yes}, n = {no}) ")
-        except KeyboardInterrupt:
-            self._say("")
-            return False
-        return (answer or "").strip().lower() in ("y", "yes")
 
     # ---- modals ------------------------------------------------------------------------------
     def _fill_and_submit(self, view: dict[str, Any]) -> None:
@@ -421,13 +373,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _listing(title: str, lines: Sequence[str]) -> str:
     return "\n".join([title, *(f"  • {line}" for line in lines)])
-
-
-def _plain(obj: Any) -> str:
-    if isinstance(obj, Mapping):
-        raw = str(obj.get("text", ""))
-        return mrkdwn_to_text(raw if obj.get("type") == "mrkdwn" else raw.replace("&", "&amp;"))
-    return str(obj or "")
 
 
 def _ack_body(response: BoltResponse) -> dict[str, Any]:

@@ -9,7 +9,6 @@ handlers post or update later from background threads.
 
 from __future__ import annotations
 
-import base64
 import logging
 import queue
 import re
@@ -19,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.shell import _files
+from bot.shell import _files, _oauth
 from bot.shell._methods import METHODS
 from bot.shell._model import Change, Json, ResponseTarget, SlackError
 from bot.shell._state import SlackState
@@ -331,37 +330,12 @@ class LocalSlack:
     ) -> str:
         """Let ``code`` be exchanged once, by that client, for a new bot token of ``team_id`` (None with
         ``enterprise_id``: an org-wide Enterprise Grid install); returns the token it will hand out."""
-        token = f"xoxb-{team_id or enterprise_id}-{secrets.token_hex(8)}"
-        org_wide = team_id is None
-        org = {"id": enterprise_id, "name": f"Org {enterprise_id}"} if enterprise_id else None
         with self._state.lock:
-            self._state.oauth_grants[code] = {
-                "ok": True,
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "access_token": token,
-                "token_type": "bot",
-                "scope": scope,
-                "bot_user_id": self.bot_user_id,
-                "app_id": self.app_id,
-                "team": None if org_wide else {"id": team_id, "name": f"Team {team_id}"},
-                "enterprise": org,
-                "is_enterprise_install": org_wide,
-                "authed_user": {"id": "U0INSTALLER"},
-            }
-        return token
-
-    def _client_credentials(self, headers: Mapping[str, str], args: Json) -> Json:
-        """``oauth.v2.access`` authenticates the app (HTTP Basic or form fields), not a token."""
-        basic = headers.get("authorization", "")
-        if basic.startswith("Basic "):
-            client_id, _, secret = base64.b64decode(basic.removeprefix("Basic ")).decode().partition(":")
-            return {**args, "client_id": client_id, "client_secret": secret}
-        return args
+            return _oauth.grant(self._state, code, client_id, client_secret, team_id, enterprise_id, scope)
 
     def _answer(self, name: str, headers: Mapping[str, str], args: Json) -> Json:
         if name == "oauth.v2.access":
-            args = self._client_credentials(headers, args)
+            args = _oauth.client_credentials(headers, args)
         elif (refused := self.auth_error(headers, args)) is not None:
             return {"ok": False, "error": refused}
         handler = METHODS.get(name)
