@@ -10,12 +10,8 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
     ConfirmObject,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
-    SectionBlock,
 )
 
 from bot.slack import limits
@@ -25,19 +21,41 @@ Block = dict[str, Any]
 Style = Literal["primary", "danger"]
 
 
+def plain_text(text: str) -> dict[str, str]:
+    """A ``plain_text`` object; ``text`` must already be clipped."""
+    return {"text": text, "type": "plain_text"}
+
+
+def mrkdwn_text(text: str) -> dict[str, str]:
+    """A ``mrkdwn`` object; ``text`` must already be escaped and clipped."""
+    return {"text": text, "type": "mrkdwn"}
+
+
+def _block(kind: str, block_id: str | None, **parts: Any) -> Block:
+    """A block with its keys in slack_sdk's order (sorted; empty parts left out, as the models do)."""
+    if block_id:
+        parts["block_id"] = block_id
+    parts["type"] = kind
+    return {key: parts[key] for key in sorted(parts) if parts[key] or key == "type"}
+
+
+# The constructors below build the plain dicts that slack_sdk's Block Kit models serialise to, key order
+# included (pinned by tests/test_blocks_plain.py): they run for every block of every message and modal, and
+# the models' reflective to_dict() was most of the CPU a /revoke-key cost. `limits` enforces the lengths.
+
+
 def header(text: str, block_id: str | None = None) -> Block:
-    return HeaderBlock(
-        text=PlainTextObject(text=limits.plain(text, limits.HEADER_TEXT)), block_id=block_id
-    ).to_dict()
+    return _block("header", block_id, text=plain_text(limits.plain(text, limits.HEADER_TEXT)))
 
 
 def section(text: str, *, block_id: str | None = None, accessory: ButtonElement | None = None) -> Block:
     """A mrkdwn section; ``text`` must already be escaped (builders mix user text with mentions)."""
-    return SectionBlock(
-        text=MarkdownTextObject(text=limits.clip(text, limits.SECTION_TEXT) or "-"),
-        block_id=block_id,
-        accessory=accessory,
-    ).to_dict()
+    return _block(
+        "section",
+        block_id,
+        text=mrkdwn_text(limits.clip(text, limits.SECTION_TEXT) or "-"),
+        accessory=accessory.to_dict() if accessory is not None else None,
+    )
 
 
 def fields(pairs: Sequence[tuple[str, str]], *, block_id: str | None = None) -> list[Block]:
@@ -45,23 +63,20 @@ def fields(pairs: Sequence[tuple[str, str]], *, block_id: str | None = None) -> 
     out: list[Block] = []
     for start in range(0, len(pairs), limits.SECTION_FIELDS):
         chunk = pairs[start : start + limits.SECTION_FIELDS]
-        texts = [
-            MarkdownTextObject(text=limits.clip(f"*{label}*\n{value or '-'}", limits.FIELD_TEXT))
-            for label, value in chunk
-        ]
+        texts = [mrkdwn_text(limits.clip(f"*{k}*\n{v or '-'}", limits.FIELD_TEXT)) for k, v in chunk]
         suffix = f"_{start // limits.SECTION_FIELDS}" if start else ""
-        out.append(SectionBlock(fields=texts, block_id=f"{block_id}{suffix}" if block_id else None).to_dict())
+        out.append(_block("section", f"{block_id}{suffix}" if block_id else None, fields=texts))
     return out
 
 
 def context(*texts: str, block_id: str | None = None) -> Block:
     """Small grey lines; at most ten elements (Slack's cap), already-escaped mrkdwn."""
-    elements = [MarkdownTextObject(text=limits.clip(t, limits.TEXT)) for t in texts if t]
-    return ContextBlock(elements=elements[: limits.CONTEXT_ELEMENTS], block_id=block_id).to_dict()
+    elements = [mrkdwn_text(limits.clip(t, limits.TEXT)) for t in texts if t]
+    return _block("context", block_id, elements=elements[: limits.CONTEXT_ELEMENTS])
 
 
 def divider() -> Block:
-    return DividerBlock().to_dict()
+    return {"type": "divider"}
 
 
 def confirm(title: str, text: str, yes: str, no: str = "Cancel", style: Style | None = None) -> ConfirmObject:

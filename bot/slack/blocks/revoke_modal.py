@@ -6,6 +6,7 @@ Every input has a named ``block_id`` / ``action_id`` from :mod:`bot.slack.ids`, 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -15,15 +16,13 @@ from slack_sdk.models.blocks import (
     Option,
     PlainTextInputElement,
     PlainTextObject,
-    RadioButtonsElement,
     StaticSelectElement,
 )
-from slack_sdk.models.views import View
 
 from bot.incidents.models import reference_for
 from bot.registry.models import Key, KeyStatus
 from bot.slack import ids, limits
-from bot.slack.blocks.common import Block, chunk_lines, context, divider, section
+from bot.slack.blocks.common import Block, chunk_lines, context, divider, plain_text, section
 from bot.slack.blocks.key_card import candidate_lines, is_drill, key_card_blocks
 
 REASON_MAX = 500
@@ -49,6 +48,8 @@ SEVERITY_OPTIONS = {
     "sev3": Option(value="sev3", text="SEV3: possible exposure, low risk"),
     "sev4": Option(value="sev4", text="SEV4: routine / precautionary"),
 }
+_MODE_DICTS = {name: option.to_dict() for name, option in MODE_OPTIONS.items()}
+_SEVERITY_DICTS = {name: option.to_dict() for name, option in SEVERITY_OPTIONS.items()}
 
 
 def _view(
@@ -60,30 +61,49 @@ def _view(
     close: str = "Cancel",
     private_metadata: ids.ActionRef | None = None,
 ) -> dict[str, Any]:
-    view = View(
-        type="modal",
-        callback_id=callback_id,
-        title=PlainTextObject(text=limits.plain(title, limits.MODAL_TITLE)),
-        submit=PlainTextObject(text=limits.plain(submit, limits.MODAL_BUTTON)) if submit else None,
-        close=PlainTextObject(text=limits.plain(close, limits.MODAL_BUTTON)),
-        blocks=limits.fit_blocks(blocks, limits.MODAL_BLOCKS),
-        private_metadata=private_metadata.encode() if private_metadata else None,
-    )
-    return view.to_dict()
+    """The modal as the plain dict slack_sdk's ``View`` serialises to (see ``common``: built per request)."""
+    view: dict[str, Any] = {
+        "blocks": limits.fit_blocks(blocks, limits.MODAL_BLOCKS),
+        "callback_id": callback_id,
+        "close": plain_text(limits.plain(close, limits.MODAL_BUTTON)),
+    }
+    if private_metadata:
+        view["private_metadata"] = private_metadata.encode()
+    if submit:
+        view["submit"] = plain_text(limits.plain(submit, limits.MODAL_BUTTON))
+    view["title"] = plain_text(limits.plain(title, limits.MODAL_TITLE))
+    view["type"] = "modal"
+    return view
+
+
+def _input(block_id: str, label: str, element: dict[str, Any], hint: str | None = None) -> Block:
+    block: Block = {"block_id": block_id, "element": element}
+    if hint:
+        block["hint"] = plain_text(hint)
+    block["label"] = plain_text(label)
+    block["type"] = "input"
+    return block
 
 
 def _reason_input(block_id: str, action_id: str, label: str, placeholder: str, hint: str) -> Block:
-    return InputBlock(
-        block_id=block_id,
-        label=PlainTextObject(text=label),
-        element=PlainTextInputElement(
-            action_id=action_id,
-            multiline=True,
-            max_length=REASON_MAX,
-            placeholder=PlainTextObject(text=limits.plain(placeholder, limits.PLACEHOLDER)),
-        ),
-        hint=PlainTextObject(text=hint),
-    ).to_dict()
+    element = {
+        "action_id": action_id,
+        "max_length": REASON_MAX,
+        "multiline": True,
+        "placeholder": plain_text(limits.plain(placeholder, limits.PLACEHOLDER)),
+        "type": "plain_text_input",
+    }
+    return _input(block_id, label, element, hint)
+
+
+def _choice(kind: str, action_id: str, options: dict[str, dict[str, Any]], initial: str) -> dict[str, Any]:
+    """A radio or select element over constant options (serialised once, at import)."""
+    return {
+        "action_id": action_id,
+        "initial_option": copy.deepcopy(options[initial]),
+        "options": copy.deepcopy(list(options.values())),
+        "type": kind,
+    }
 
 
 def loading_modal(title: str = "Revoke a key") -> dict[str, Any]:
@@ -132,15 +152,7 @@ def revoke_modal(
     blocks += key_card_blocks(key, now, traffic)
     blocks.append(divider())
     blocks.append(
-        InputBlock(
-            block_id=ids.MODE_BLOCK,
-            label=PlainTextObject(text="Mode"),
-            element=RadioButtonsElement(
-                action_id=ids.MODE_ACTION,
-                options=list(MODE_OPTIONS.values()),
-                initial_option=MODE_OPTIONS[default_mode],
-            ),
-        ).to_dict()
+        _input(ids.MODE_BLOCK, "Mode", _choice("radio_buttons", ids.MODE_ACTION, _MODE_DICTS, default_mode))
     )
     blocks.append(
         _reason_input(
@@ -152,15 +164,11 @@ def revoke_modal(
         )
     )
     blocks.append(
-        InputBlock(
-            block_id=ids.SEVERITY_BLOCK,
-            label=PlainTextObject(text="Severity"),
-            element=StaticSelectElement(
-                action_id=ids.SEVERITY_ACTION,
-                options=list(SEVERITY_OPTIONS.values()),
-                initial_option=SEVERITY_OPTIONS["sev2"],
-            ),
-        ).to_dict()
+        _input(
+            ids.SEVERITY_BLOCK,
+            "Severity",
+            _choice("static_select", ids.SEVERITY_ACTION, _SEVERITY_DICTS, "sev2"),
+        )
     )
     blocks.append(
         context(
@@ -301,17 +309,13 @@ def _incident_outcome_input() -> dict[str, Any]:
     options = [
         {"text": {"type": "plain_text", "text": label}, "value": value} for value, label in INCIDENT_OUTCOMES
     ]
-    return {
-        "type": "input",
-        "block_id": ids.ABORT_OUTCOME_BLOCK,
-        "label": {"type": "plain_text", "text": "And the incident?"},
-        "element": {
-            "type": "radio_buttons",
-            "action_id": ids.ABORT_OUTCOME_ACTION,
-            "options": options,
-            "initial_option": options[0],
-        },
+    element = {
+        "action_id": ids.ABORT_OUTCOME_ACTION,
+        "initial_option": copy.deepcopy(options[0]),
+        "options": options,
+        "type": "radio_buttons",
     }
+    return _input(ids.ABORT_OUTCOME_BLOCK, "And the incident?", element)
 
 
 def mark_done_modal(run_id: str, step: str, step_title: str, version: int | None) -> dict[str, Any]:
