@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import uuid4
@@ -15,6 +16,7 @@ from uuid import uuid4
 import pytest
 from alembic import command
 from pydantic import SecretStr
+from slack_bolt import BoltContext, BoltResponse
 from sqlalchemy import func, inspect, select, text
 
 from bot.config import Settings
@@ -29,7 +31,7 @@ from bot.slack import ids
 from bot.slack.app import slack_app_from_runtime
 from bot.slack.blocks.messages import notification_blocks
 from bot.slack.installations import BOTS
-from bot.slack.oauth import background_api
+from bot.slack.oauth import background_api, bind_request_token
 from bot.slack.postmortems import PostmortemSender
 from bot.slack.progress import ProgressPublisher
 from bot.slack.serve import KeybotWSGI
@@ -268,3 +270,22 @@ def test_migration_0011_keeps_older_rows_as_no_workspace_and_downgrades(tmp_path
         command.downgrade(config, "0010_slack_installations")
     assert {c["name"] for c in inspect(engine).get_columns("runs")}.isdisjoint({"slack_team_id"})
     engine.dispose()
+
+
+def test_a_request_delivering_the_outbox_sends_other_workspaces_rows_with_their_tokens(
+    routed: Routed,
+) -> None:
+    """The web worker delivers the whole outbox after a run pass, inside the request that started it."""
+    token_a, token_b = routed.install(TEAM_A), routed.install(TEAM_B)
+    slack, database = routed.oauth.slack, routed.runtime.database
+    _enqueue(database, Workspace(None, TEAM_B))
+    sender, _ = routed.clock()
+    request = BoltContext({"bot_token": token_a, "team_id": TEAM_A, "enterprise_id": None})
+
+    def deliver() -> BoltResponse:
+        assert deliver_pending(database, sender) == (1, 0)
+        return BoltResponse(status=200)
+
+    copy_context().run(bind_request_token, request, deliver)
+
+    assert slack.calls_to("chat.postMessage")[-1].token == token_b
