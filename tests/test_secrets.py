@@ -29,6 +29,7 @@ from bot.secrets import (
     redact_obj,
     redacted_form,
 )
+from tests.test_secret_formats import FAMILIES, sample
 
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "_-"
@@ -516,3 +517,35 @@ def test_property_inserted_key_never_survives(
     assert_no_leak(out, key, spec.family)
     assert key in [m.value for m in find_secrets(text)]
     assert contains_secret(text)
+
+
+# The joined prefilter in redact_obj must never skip a string that redact() alone would change (samples of
+# every family in tests/test_secret_formats.py, dotted ones included).
+_PIECES = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["\\n", "\\x41", "%22", "\\u0041", "\\", "%", "ghs_", "xoxe.", "-", "_", "\x00", "tok"]),
+    st.builds(make_key, st.sampled_from(SPECS), st.integers(min_value=0, max_value=2**16)),
+    st.sampled_from(["github_pat_", "sk-proj-", "xoxb-", "AKIA"]),
+    st.builds(sample, st.sampled_from(sorted(FAMILIES)), st.integers(min_value=0, max_value=2**16)),
+)
+_STRINGS = st.lists(_PIECES, max_size=6).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_STRINGS, max_size=8), st.lists(_STRINGS, max_size=3))
+def test_property_redact_obj_equals_redacting_each_string(texts: list[str], keys: list[str]) -> None:
+    raw = "".join(texts).encode()
+    payload = {"texts": texts, "nested": [{k: k for k in keys}, tuple(texts[:2])], "raw": raw}
+    expected = {
+        "texts": [redact(t) for t in texts],
+        "nested": [{redact(k): redact(k) for k in keys}, tuple(redact(t) for t in texts[:2])],
+        "raw": redact("".join(texts)).encode(),
+    }
+    assert redact_obj(payload) == expected
+
+
+def test_redact_obj_finds_a_secret_split_from_its_neighbours_only_by_the_join() -> None:
+    key = make_key(SPECS[0], seed=3)
+    # Each piece alone is harmless prose; the secret is whole in one string and must still be redacted.
+    out = redact_obj(["sk-proj-", key, "x" * 30])
+    assert key not in repr(out) and out[0] == "sk-proj-" and out[2] == "x" * 30

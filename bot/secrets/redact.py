@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,16 +205,83 @@ def redact_obj(obj: Any) -> Any:
 
     Used on structlog event dicts, Slack payloads and LLM prompts. Containers are copied (the input is never
     mutated); reference cycles are replaced by ``"[cycle]"`` rather than recursing forever.
+
+    Nearly every payload holds no secret, so its strings are first scanned as one text joined by NULs; only
+    if that text may hold one is each string redacted on its own. A NUL is outside the secret alphabet, so
+    every candidate run in a string is a candidate run of the joined text (and a dotted format's hint is a
+    substring of it): the joined scan misses nothing the per-string one would find.
     """
-    return _redact_obj(obj, set())
+    texts: list[str] = []
+    _gather(obj, texts, set())
+    scrub = redact if _may_hold_secret("\x00".join(texts)) else _unchanged
+    return _redact_obj(obj, set(), scrub)
 
 
-def _redact_obj(obj: Any, active: set[int]) -> Any:
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
+def _may_hold_secret(text: str) -> bool:
+    if any(hint in text for hint in DOTTED_HINTS):
+        return True
+    return next(_iter_runs(text), None) is not None
+
+
+def _gather(obj: Any, texts: list[str], active: set[int]) -> None:
+    """Every string :func:`_redact_obj` would redact, in any order (plain types first: this is hot)."""
+    kind = type(obj)
+    if kind is str:
+        texts.append(obj)
+    elif kind is dict or kind is list or kind is tuple:
+        if id(obj) in active:
+            return
+        active.add(id(obj))
+        for item in obj.items() if kind is dict else obj:
+            if type(item) is str:
+                texts.append(item)
+            else:
+                _gather(item, texts, active)
+        active.discard(id(obj))
+    elif isinstance(obj, bytes | bytearray):
+        texts.append(bytes(obj).decode("utf-8", "surrogateescape"))
+    elif isinstance(obj, str):
+        texts.append(obj)
+    elif isinstance(obj, dict | list | tuple | set | frozenset) and id(obj) not in active:
+        active.add(id(obj))
+        for item in obj.items() if isinstance(obj, dict) else obj:
+            _gather(item, texts, active)
+        active.discard(id(obj))
+
+
+def _redact_obj(obj: Any, active: set[int], scrub: Callable[[str], str]) -> Any:
+    kind = type(obj)
+    if kind is str:
+        return scrub(obj)
+    if kind is dict and id(obj) not in active:  # the common case, without the general path's checks
+        active.add(id(obj))
+        copied = {
+            (scrub(k) if type(k) is str else _redact_obj(k, active, scrub)): (
+                scrub(v) if type(v) is str else _redact_obj(v, active, scrub)
+            )
+            for k, v in obj.items()
+        }
+        active.discard(id(obj))
+        return copied
+    if kind is list and id(obj) not in active:
+        active.add(id(obj))
+        elements = [scrub(v) if type(v) is str else _redact_obj(v, active, scrub) for v in obj]
+        active.discard(id(obj))
+        return elements
+    if kind in _SCALARS:
+        return obj
     if isinstance(obj, str):
-        return redact(obj)
+        return scrub(obj)
     if isinstance(obj, bytes | bytearray):
         # surrogateescape round-trips arbitrary bytes, so non-UTF-8 payloads come back unchanged.
-        out = redact(bytes(obj).decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        out = scrub(bytes(obj).decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
         return type(obj)(out)
     if not isinstance(obj, dict | list | tuple | set | frozenset):
         return obj
@@ -223,14 +290,14 @@ def _redact_obj(obj: Any, active: set[int]) -> Any:
     active.add(id(obj))
     try:
         if isinstance(obj, dict):
-            items = {_redact_obj(k, active): _redact_obj(v, active) for k, v in obj.items()}
+            items = {_redact_obj(k, active, scrub): _redact_obj(v, active, scrub) for k, v in obj.items()}
             if type(obj) is dict:
                 return items
             clone = copy.copy(obj)  # keeps OrderedDict / defaultdict behaviour
             clone.clear()
             clone.update(items)
             return clone
-        values = [_redact_obj(v, active) for v in obj]
+        values = [_redact_obj(v, active, scrub) for v in obj]
         if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
             return type(obj)(*values)
         if type(obj) in (list, tuple, set, frozenset):
