@@ -1,8 +1,9 @@
-# syntax=docker/dockerfile:1
 # keybot: one image for both processes of the Procfile.
 #   web:   docker run ... keybot            (default CMD: keybot serve, port 3000)
 #   clock: docker run ... keybot keybot clock
 # Build with `docker build -t keybot .`; deployments are described in docs/deployment.md.
+# No `# syntax=` line: BuildKit's built-in frontend covers every instruction used here, and a build
+# then needs no docker/dockerfile image from Docker Hub (air-gapped hosts, registry mirrors).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -44,4 +45,8 @@ USER 10001:10001
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '3000'), timeout=4)"]
+# keybot installs no SIGTERM handler and Python, as PID 1, ignores SIGTERM: `docker stop` would wait 10 s and
+# SIGKILL it. SIGINT is Python's KeyboardInterrupt, so `keybot serve` exits at once and `keybot clock` gives
+# its leader lease back on the way out (the standby takes over now, not when the lease expires).
+STOPSIGNAL SIGINT
 CMD ["keybot", "serve"]

@@ -133,6 +133,14 @@ def test_dockerfile_serves_by_default_as_the_procfile_says_and_exposes_its_port(
         assert setting in env
 
 
+def test_dockerfile_stops_with_sigint_and_needs_no_frontend_image() -> None:
+    """keybot sets no SIGTERM handler and Python as PID 1 ignores SIGTERM, so `docker stop` would SIGKILL it
+    after 10 s; SIGINT exits at once and the clock gives its leader lease back. A `# syntax=` line would make
+    every build pull docker/dockerfile from Docker Hub."""
+    assert _final()["STOPSIGNAL"] == ["SIGINT"]
+    assert not re.match(r"#\s*syntax\s*=", DOCKERFILE.read_text(), re.IGNORECASE)
+
+
 def test_dockerfile_declares_no_secret_at_build_time() -> None:
     names = " ".join(_final().get("ENV", []) + _final().get("ARG", []))
     for stage in _stages():
@@ -259,6 +267,19 @@ def test_web_and_clock_start_only_after_the_migration_succeeded() -> None:
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in _by_command("keybot", "serve") + _by_command("keybot", "clock"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_keybot_services_can_write_their_read_only_containers_tmpfs() -> None:
+    """Docker mounts a tmpfs as root with only the image directory's mode (0700): without uid/gid the
+    image's user could not even read its working directory, and keybot failed at start."""
+    uid, _, gid = _final()["USER"][-1].partition(":")
+    workdir = _final()["WORKDIR"][-1]
+    for name, service in _keybot_services().items():
+        mounts = dict(entry.partition(":")[::2] for entry in service.get("tmpfs", []))
+        assert workdir in mounts or not service.get("read_only"), name
+        if workdir in mounts:
+            options = dict(option.partition("=")[::2] for option in mounts[workdir].split(","))
+            assert (options.get("uid"), options.get("gid")) == (uid, gid or uid), name
 
 
 def test_every_keybot_service_uses_the_postgres_service() -> None:
