@@ -20,15 +20,19 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, text
 
 from bench.common import POSTGRES_ADMIN_URL, figure, percentile
 from bench.replicas import REPO, Keybot, RoundRobinProxy, clean_env
+
+if TYPE_CHECKING:
+    from bot.shell._wire import Reply
 
 RATES = [int(r) for r in os.environ.get("BENCH_CAPACITY_RATES", "50,100,200,300").split(",")]
 SECONDS = float(os.environ.get("BENCH_CAPACITY_SECONDS", "6"))
@@ -38,26 +42,57 @@ FINGERPRINT_KEY = "bench-capacity-fingerprint-key-0123456789abcdef"
 KEY = "payments-openai-prod"
 USER = "U0ONCALL1"
 SLACK_TIMEOUT = 3.0
+SLACK_MS = float(os.environ.get("BENCH_SLACK_LATENCY_MS", "100"))
+SLACK_JITTER_MS = float(os.environ.get("BENCH_SLACK_JITTER_MS", "25"))
+FILLED = "filled"
 
 
 def _standin_main(conn: Connection) -> None:
-    """The Slack Web API stand-in, in a process of its own so it does not share the client's GIL."""
+    """The Slack Web API stand-in, in a process of its own so it does not share the client's GIL.
+
+    Every Web API call waits SLACK_MS ± SLACK_JITTER_MS before it is answered, as Slack is far away; the
+    time each command's form was filled in (its `views.update`, found through the view `views.open` made
+    for the command's trigger id) is sent back when asked, on the shared monotonic clock."""
+    import random
+
     from tests.standins.slack_api import SlackStandin
 
-    slack = SlackStandin().start()
+    class FarSlack(SlackStandin):
+        def __init__(self) -> None:
+            super().__init__()
+            self.trigger_of_view: dict[str, str] = {}
+            self.filled: dict[str, float] = {}
+
+        def _api(self, name: str, args: dict[str, Any], headers: Mapping[str, str]) -> Reply:
+            time.sleep(max(0.0, random.gauss(SLACK_MS, SLACK_JITTER_MS)) / 1000)
+            reply = super()._api(name, args, headers)
+            view = (reply.payload or {}).get("view") or {}
+            if name == "views.open" and view.get("id"):
+                self.trigger_of_view[view["id"]] = str(args.get("trigger_id"))
+            elif name == "views.update" and view.get("id") in self.trigger_of_view:
+                self.filled[self.trigger_of_view.pop(view["id"])] = time.monotonic()
+            return reply
+
+    slack = FarSlack()
+    slack.start()
     conn.send((slack.base_url, slack.bot_token))
-    conn.recv()
+    while conn.recv() == FILLED:
+        filled, slack.filled = slack.filled, {}
+        with slack._recorded:
+            slack.calls = []
+        conn.send(filled)
     slack.stop()
 
 
 @contextlib.contextmanager
-def slack_standin() -> Iterator[tuple[str, str]]:
+def slack_standin() -> Iterator[tuple[str, str, Connection]]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     process = ctx.Process(target=_standin_main, args=(child,), daemon=True)
     process.start()
     try:
-        yield parent.recv()
+        url, token = parent.recv()
+        yield url, token, parent
     finally:
         parent.send("stop")
         process.join(timeout=10)
@@ -132,16 +167,29 @@ class Step:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     cpu_ms_per_request: float = 0.0
+    due: dict[str, float] = field(default_factory=dict)
+    """Each command's trigger id and scheduled send time, to match the stand-in's `views.update` times."""
+    form_latencies: list[float] = field(default_factory=list)
+    """Scheduled send time to the filled-in form (`views.update` answered): what the person waits for."""
+
+    def forms_filled(self, filled: dict[str, float]) -> None:
+        self.form_latencies = [(filled[t] - due) * 1000 for t, due in self.due.items() if t in filled]
+
+    @property
+    def forms_missing(self) -> int:
+        return len(self.due) - len(self.form_latencies)
 
     @property
     def late(self) -> int:
         return sum(1 for ms in self.latencies if ms > SLACK_TIMEOUT * 1000)
 
 
-def signed_command(response_url: str) -> bytes:
+def signed_command(response_url: str, trigger_id: str) -> bytes:
     from tests.standins.slack_payloads import FORM, sign_request, slash_command_body
 
-    body = slash_command_body("/revoke-key", KEY, user_id=USER, response_url=response_url).encode()
+    body = slash_command_body(
+        "/revoke-key", KEY, user_id=USER, response_url=response_url, trigger_id=trigger_id
+    ).encode()
     headers = sign_request(SIGNING_SECRET, body, content_type=FORM)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return (
@@ -173,11 +221,13 @@ async def open_loop(port: int, rate: int, seconds: float, response_url: str) -> 
     loop = asyncio.get_running_loop()
     step = Step(rate)
     count = int(rate * seconds)
-    requests = [signed_command(response_url) for _ in range(count)]
+    triggers = [f"{rate}.{i}.{os.urandom(4).hex()}" for i in range(count)]
+    requests = [signed_command(response_url, trigger) for trigger in triggers]
     start = loop.time() + 0.2
     tasks = []
     for i, request in enumerate(requests):
         due = start + i / rate
+        step.due[triggers[i]] = due
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -186,7 +236,18 @@ async def open_loop(port: int, rate: int, seconds: float, response_url: str) -> 
     return step
 
 
-def curve(kind: str, replicas: int, slack: tuple[str, str], log_dir: Path) -> list[Step]:
+def collect_forms(step: Step, slack: Connection, settle: float = 8.0) -> None:
+    """Wait until the step's forms stop arriving (or `settle` s), then match them to their commands."""
+    filled: dict[str, float] = {}
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and len(filled) < len(step.due):
+        time.sleep(0.5)
+        slack.send(FILLED)
+        filled.update(slack.recv())
+    step.forms_filled(filled)
+
+
+def curve(kind: str, replicas: int, slack: tuple[str, str, Connection], log_dir: Path) -> list[Step]:
     """Start `replicas` serve processes on a fresh `kind` database and step through RATES."""
     label = f"capacity_{kind}_{replicas}"
     with fresh_database(kind, label) as url, tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +270,7 @@ def curve(kind: str, replicas: int, slack: tuple[str, str], log_dir: Path) -> li
                 time.sleep(2.0)  # let the previous step's forms finish
                 cpu = sum(cpu_seconds(s.pid) for s in servers)
                 step = asyncio.run(open_loop(port, rate, SECONDS, response_url))
-                time.sleep(1.0)  # the forms that step started are part of its cost
+                collect_forms(step, slack[2])  # the forms that step started are part of its cost
                 step.cpu_ms_per_request = (
                     (sum(cpu_seconds(s.pid) for s in servers) - cpu) * 1000 / len(step.latencies)
                 )
@@ -229,13 +290,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pct(samples: list[float], p: float) -> float:
+    return percentile(samples, p) if samples else float("nan")
+
+
 def report(name: str, step: Step) -> None:
     figure(f"{name}.ack_p50", percentile(step.latencies, 50), "ms")
     figure(f"{name}.ack_p99", percentile(step.latencies, 99), "ms")
+    figure(f"{name}.form_p50", _pct(step.form_latencies, 50), "ms")
+    figure(f"{name}.form_p99", _pct(step.form_latencies, 99), "ms")
     figure(f"{name}.server_cpu_per_request", step.cpu_ms_per_request, "ms")
     errors = sum(step.errors.values())
-    if errors or step.late:
-        print(f"# {name}: {errors} errors {dict(step.errors)}, {step.late} acks later than 3 s", flush=True)
+    if errors or step.late or step.forms_missing:
+        print(
+            f"# {name}: {errors} errors {dict(step.errors)}, {step.late} acks later than 3 s, "
+            f"{step.forms_missing} forms never filled in",
+            flush=True,
+        )
 
 
 def table(results: dict[str, list[Step]]) -> None:
@@ -248,6 +319,14 @@ def table(results: dict[str, list[Step]]) -> None:
             for s in steps
         ]
         print("# " + config.ljust(16) + "".join(c.rjust(24) for c in cells), flush=True)
+    print("\n# filled-in form shown, from scheduled send time, ms: p50 / p99 (forms never filled in)")
+    for config, steps in results.items():
+        cells = [
+            f"{_pct(s.form_latencies, 50):.0f} / {_pct(s.form_latencies, 99):.0f} ({s.forms_missing})"
+            for s in steps
+        ]
+        print("# " + config.ljust(16) + "".join(c.rjust(24) for c in cells), flush=True)
+    print(f"# Slack Web API latency in the stand-in: {SLACK_MS:.0f} ± {SLACK_JITTER_MS:.0f} ms per call")
 
 
 def run() -> None:

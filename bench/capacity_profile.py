@@ -40,7 +40,7 @@ def main() -> None:
 
     configure_logging("auto", "WARNING", sys.stderr)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    with slack_standin() as (slack_url, token), tempfile.TemporaryDirectory() as tmp:
+    with slack_standin() as (slack_url, token, _), tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'keybot.db'}"
         seed(url, Path(tmp) / "state")
         settings = Settings(

@@ -34,9 +34,10 @@ from bot.slack.progress import ProgressPublisher
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
-LISTENER_THREADS = 32
-"""Bolt runs each listener, ack() included, on this pool; its default of 5 threads, each held by a
-listener's views.open round-trip, queued acks behind Slack calls (docs/reliability.md)."""
+LISTENER_THREADS = 64
+"""Bolt runs each listener, ack() included, on this pool, and a command's listener then holds its thread
+for the views.open round-trip (~100-300 ms to the real Slack): at 200 commands/s that is 20-60 threads
+waiting on the network. Bolt's default of 5 queued acks behind Slack calls (docs/reliability.md)."""
 
 
 def build_context(

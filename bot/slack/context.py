@@ -53,10 +53,13 @@ def _text(value: object) -> str:
 DRILL_FLAG = "--drill"
 TRAFFIC_DEADLINE_SECONDS = 2.0
 # The key card must not wait on a slow provider: traffic is fetched with a deadline, off the handler thread.
-_TRAFFIC_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keybot-traffic")
-# Follow-up work after an ack runs here, not in Bolt's listener pool, so a burst of commands never delays
-# the next request's ack behind the previous one's modal building.
-_FOLLOW_UP = ContextExecutor(max_workers=4, thread_name_prefix="keybot-follow-up")  # keeps the token
+_TRAFFIC_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="keybot-traffic")
+FOLLOW_UP_THREADS = 64
+"""Follow-up work after an ack (filling the form in, answers through response_url) runs here, not in
+Bolt's listener pool, so a burst of commands never delays an ack behind modal building. Each task spends
+most of its time waiting on Slack (views.update), so the pool is sized for waiting, not for CPU: with 4
+threads and Slack's ~100 ms per call, forms took 5-10 s at 100 commands/s (docs/reliability.md)."""
+_FOLLOW_UP = ContextExecutor(max_workers=FOLLOW_UP_THREADS, thread_name_prefix="keybot-follow-up")
 MAX_COMMAND_TEXT = 2000
 
 
