@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -71,6 +72,20 @@ class Runtime:
     @property
     def sandbox_started(self) -> bool:
         return "sandbox" in self.__dict__
+
+    def warm_up(self) -> None:
+        """Build what worker threads share, and import the SDK modules they load lazily, before any starts.
+
+        Two threads' first imports of the openai SDK's modules at once can fail with Python's import
+        deadlock error (``_DeadlockError``: seen when a new clock leader's jobs all ran at once)."""
+        if self.local_sandbox:
+            return
+        _ = self.toolkit  # providers and the secret store, with their SDK imports
+        s = self.settings
+        if s.openai_admin_key is not None:
+            importlib.import_module("bot.usage.openai_poll")  # the usage poller's job thread
+        if s.openai_api_key is not None:
+            importlib.import_module("bot.postmortems.narrative")  # the outbox sender's LLM drafts
 
     @cached_property
     def providers(self) -> dict[str, KeyProvider]:

@@ -33,6 +33,7 @@ def serve_command(
     from bot.slack.serve import KeybotWSGI, serve
 
     rt = runtime()
+    rt.warm_up()
     app, _ctx = slack_app_from_runtime(rt)
     listen = port or rt.settings.port
     out.print(f"keybot listening on http://{host}:{listen}/slack/events")
@@ -65,6 +66,7 @@ def run_command(
 
         from bot.slack.app import slack_app_from_runtime
 
+        rt.warm_up()
         app, ctx = slack_app_from_runtime(rt)
         ctx.worker.wake_waiting(settings.clock_tick_seconds)  # one process, no separate `keybot clock`
         out.print("keybot connected through Socket Mode")
@@ -190,6 +192,7 @@ def clock_command(
     from bot.scheduling.clock import Clock
 
     rt = runtime()
+    rt.warm_up()
     sender = None
     progress = None
     if rt.settings.slack_bot_token is not None or rt.settings.slack_client_id is not None:
