@@ -166,7 +166,8 @@ def test_resolving_in_slack_uploads_the_draft_into_the_thread_and_regenerate_is_
     assert len(drafts(sw)) == 1  # nothing uploaded
 
     click(sw, value, SECOND, CHANNEL, thread)  # the approver
-    sw.wait(lambda: len(drafts(sw)) == 2, what="the regenerated draft")
+    # the bytes arrive before files.completeUploadExternal shares them: wait for both
+    sw.wait(lambda: len(drafts(sw)) == 2 and len(uploads(sw)) == 2, what="the regenerated draft")
     assert b"INC-00045" in drafts(sw)[1]
     assert [u["thread_ts"] for u in uploads(sw)] == [thread, thread]
     sw.wait(lambda: bool(sw.slack.response_posts.get(SECOND)), what="the answer")
