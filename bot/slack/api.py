@@ -48,6 +48,7 @@ from bot.slack.api_errors import (
     is_transient_code,
     slack_error,
 )
+from bot.slack.transport import KeepAliveWebClient
 
 __all__ = [
     "DEFAULT_SLACK_API_URL",
@@ -139,7 +140,7 @@ class SlackAPI:
             ServerErrorRetryHandler(max_retry_count=server_retries, interval_calculator=interval),
             ConnectionErrorRetryHandler(max_retry_count=server_retries, interval_calculator=interval),
         ]
-        self.client = WebClient(
+        self.client: WebClient = KeepAliveWebClient(
             token=self._token, base_url=self.base_url, timeout=timeout, retry_handlers=self._handlers
         )
 

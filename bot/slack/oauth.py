@@ -21,7 +21,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from slack_bolt import BoltContext, BoltResponse
 from slack_bolt.oauth.oauth_settings import OAuthSettings
-from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 
 from bot import workspace
@@ -30,6 +29,7 @@ from bot.log import get_logger
 from bot.notifications.service import Undeliverable
 from bot.slack.api import SlackAPI
 from bot.slack.installations import TokenSealer, WorkspaceTokens, installation_store, state_store
+from bot.slack.transport import KeepAliveWebClient
 from bot.workspace import Workspace
 
 P = ParamSpec("P")
@@ -83,7 +83,7 @@ class WorkspaceUninstalled(Undeliverable):
         self.workspace = where
 
 
-class WorkspaceClient(WebClient):
+class WorkspaceClient(KeepAliveWebClient):
     """A WebClient whose token is that of the workspace the current work belongs to (see the module)."""
 
     def __init__(self, tokens: WorkspaceTokens, default_team: str | None = None, **kwargs: Any) -> None:
