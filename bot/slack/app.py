@@ -34,10 +34,10 @@ from bot.slack.progress import ProgressPublisher
 from bot.slack.worker import RunWorker
 
 log = get_logger(__name__)
-LISTENER_THREADS = 64
-"""Bolt runs each listener, ack() included, on this pool, and a command's listener then holds its thread
-for the views.open round-trip (~100-300 ms to the real Slack): at 200 commands/s that is 20-60 threads
-waiting on the network. Bolt's default of 5 queued acks behind Slack calls (docs/reliability.md)."""
+LISTENER_THREADS = 32
+"""Bolt runs each listener, ack() included, on this pool; a button's listener then holds its thread for a
+views.open round-trip (~100-300 ms to the real Slack). Bolt's default of 5 queued acks behind Slack calls;
+/revoke-key opens its modal from a pool of its own (docs/reliability.md)."""
 
 
 def build_context(

@@ -54,12 +54,17 @@ DRILL_FLAG = "--drill"
 TRAFFIC_DEADLINE_SECONDS = 2.0
 # The key card must not wait on a slow provider: traffic is fetched with a deadline, off the handler thread.
 _TRAFFIC_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="keybot-traffic")
-FOLLOW_UP_THREADS = 64
+FOLLOW_UP_THREADS = 32
 """Follow-up work after an ack (filling the form in, answers through response_url) runs here, not in
 Bolt's listener pool, so a burst of commands never delays an ack behind modal building. Each task spends
-most of its time waiting on Slack (views.update), so the pool is sized for waiting, not for CPU: with 4
-threads and Slack's ~100 ms per call, forms took 5-10 s at 100 commands/s (docs/reliability.md)."""
+most of its time waiting on Slack (views.update), so the pool is sized for waiting: with 4 threads and
+Slack's ~100 ms per call, forms took 5-10 s at 100 commands/s. More threads than needed hurt the acks
+instead: under overload they all compete for the GIL (docs/reliability.md)."""
 _FOLLOW_UP = ContextExecutor(max_workers=FOLLOW_UP_THREADS, thread_name_prefix="keybot-follow-up")
+TRIGGERED_THREADS = 32
+"""Opening a modal must happen within 3 s of the trigger id, so it has its own pool: it never queues behind
+form filling, and the command's listener (which acks) does not wait on Slack."""
+_TRIGGERED = ContextExecutor(max_workers=TRIGGERED_THREADS, thread_name_prefix="keybot-trigger")
 MAX_COMMAND_TEXT = 2000
 
 
@@ -74,14 +79,20 @@ class SlackContext:
 
     def later(self, work: Callable[..., object], *args: Any) -> None:
         """Run `work` after the handler returned its ack; failures are logged, never raised into Bolt."""
+        self._submit(_FOLLOW_UP, work, *args)
 
+    def while_triggered(self, work: Callable[..., object], *args: Any) -> None:
+        """Like `later`, for work that must use a trigger id before it expires (opening a modal)."""
+        self._submit(_TRIGGERED, work, *args)
+
+    def _submit(self, pool: ContextExecutor, work: Callable[..., object], *args: Any) -> None:
         def guarded() -> None:
             try:
                 work(*args)
             except Exception:
                 log.exception("follow-up work failed", work=getattr(work, "__name__", "?"))
 
-        future = _FOLLOW_UP.submit(guarded)
+        future = pool.submit(guarded)
         self._pending.add(future)
         future.add_done_callback(self._pending.discard)
 
@@ -224,7 +235,7 @@ class SlackContext:
             )
 
     def open_revoke_flow(self, body: dict[str, Any], user: str, text: str) -> None:
-        """Open "Loading…" now, in the listener (trigger ids die after 3 s); fill it in after the ack."""
+        """Open "Loading…" at once (trigger ids die after 3 s; see `while_triggered`), then fill it in."""
         trigger_id = body.get("trigger_id", "")
         try:
             opened = self.api.open_view(

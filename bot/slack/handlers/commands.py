@@ -19,7 +19,7 @@ def register(app: App, ctx: SlackContext) -> None:
     @app.command("/revoke-key")
     def revoke_key(ack: Ack, body: dict[str, Any]) -> None:
         ack()
-        ctx.open_revoke_flow(body, body.get("user_id", ""), str(body.get("text") or ""))
+        ctx.while_triggered(ctx.open_revoke_flow, body, body.get("user_id", ""), str(body.get("text") or ""))
 
     @app.command("/key-owner")
     def key_owner(ack: Ack, body: dict[str, Any]) -> None:
