@@ -4,7 +4,9 @@ Signed `/revoke-key` slash commands are sent at a fixed rate, each on a new conn
 through a load balancer), whatever happened to the ones before; a request's latency is counted from the
 moment it was *scheduled* to be sent, so a server that falls behind pays for the queue it builds (no
 coordinated omission). Configurations: one process on SQLite, one on PostgreSQL, two on PostgreSQL behind
-a round-robin TCP proxy. The Slack Web API (views.open, views.update) is a stand-in in its own process.
+a round-robin TCP proxy. The Slack Web API (views.open, views.update) is a stand-in in its own process that
+answers every call after BENCH_SLACK_LATENCY_MS (100) ± BENCH_SLACK_JITTER_MS (25), as Slack is far away;
+besides the ack, each command's filled-in form (its views.update answered) is timed from the same start.
 
 Environment: BENCH_CAPACITY_RATES (50,100,200,300), BENCH_CAPACITY_SECONDS (6 per rate),
 BENCH_CAPACITY_CONFIGS (sqlite:1,postgresql:1,postgresql:2). After the curve, `python -m bench capacity`
