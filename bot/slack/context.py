@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ TRIGGERED_THREADS = 32
 """Opening a modal must happen within 3 s of the trigger id, so it has its own pool: it never queues behind
 form filling, and the command's listener (which acks) does not wait on Slack."""
 _TRIGGERED = ContextExecutor(max_workers=TRIGGERED_THREADS, thread_name_prefix="keybot-trigger")
+_BUILDING = threading.BoundedSemaphore(2)
+"""Forms are built at most two at a time. Building one is CPU (the lookup, the rendering, ~1 ms), and each
+thread building at once competes with the threads answering acks for the GIL: under overload a form waits
+a little longer behind "Loading…" instead of acks running late (at 200 commands/s on one process, ack p99
+went from ~450-1000 ms to ~100 ms; docs/reliability.md)."""
 MAX_COMMAND_TEXT = 2000
 
 
@@ -252,7 +258,8 @@ class SlackContext:
     def _fill(self, body: dict[str, Any], opened: OpenedView, build: Callable[[], dict[str, Any]]) -> None:
         """Replace the "Loading…" modal with what `build` makes; a failure becomes a modal saying so."""
         try:
-            view = build()
+            with _BUILDING:
+                view = build()
         except Exception:
             log.exception("revoke form failed")
             view = error_modal("Something went wrong", "keybot hit an internal error; nothing was changed.")
