@@ -69,6 +69,9 @@ def run_command(
         rt.warm_up()
         app, ctx = slack_app_from_runtime(rt)
         ctx.worker.wake_waiting(settings.clock_tick_seconds)  # one process, no separate `keybot clock`
+        from bot.slack.serve import freeze_startup_heap
+
+        freeze_startup_heap()
         out.print("keybot connected through Socket Mode")
         SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
         return
