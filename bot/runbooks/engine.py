@@ -25,7 +25,7 @@ from bot.log import get_logger
 from bot.observability.logcontext import bound
 from bot.observability.metrics import observe_step
 from bot.providers.base import ProviderError
-from bot.runbooks import failpoints, journal, lease, service
+from bot.runbooks import failpoints, journal, lease, pauses, service
 from bot.runbooks.actions import ACTIONS
 from bot.runbooks.context import (
     KeyFacts,
@@ -227,7 +227,7 @@ class Engine:
             )
             return None
         if definition.manual and step.done_by is None:
-            self._wait_for_human(book, step, definition.instructions or f"Do '{step.title}' by hand.")
+            pauses.wait_for_human(book, step, definition.instructions or f"Do '{step.title}' by hand.")
             return None
         toolkit = self.toolkit
         if run.drill:
@@ -280,7 +280,7 @@ class Engine:
             if error.transient and step.attempts <= definition.retries and elapsed + delay < budget:
                 self._retry_later(book, work, error, delay)
             elif error.transient:
-                self._needs_attention(
+                pauses.needs_attention(
                     book,
                     step,
                     f"gave up after {step.attempts} attempt(s) in {elapsed:.0f} s (budget {budget:.0f} s): "
@@ -288,19 +288,19 @@ class Engine:
                     "press Retry; if it stays down, do the step by hand and press Done by hand, or abort.",
                 )
             else:
-                self._needs_attention(book, step, str(error))
+                pauses.needs_attention(book, step, str(error))
             return None
         except NeedsHuman as checklist:
-            self._wait_for_human(book, step, str(checklist))
+            pauses.wait_for_human(book, step, str(checklist))
             return None
         except WaitFor as wait:
-            self._wait(book, step, wait)
+            pauses.durable_wait(book, step, wait)
             return None
         except NeedsDecision as question:
-            self._wait_for_human(book, step, str(question), decide=True)
+            pauses.wait_for_human(book, step, str(question), decide=True)
             return None
         except StepFailed as failure:
-            self._needs_attention(book, step, str(failure))
+            pauses.needs_attention(book, step, str(failure))
             return None
         except RunAborted:
             return None
@@ -308,7 +308,7 @@ class Engine:
             raise
         except Exception as error:
             log.exception("step crashed", run_id=ctx.run_id, step=ctx.step)
-            self._needs_attention(book, step, f"internal error ({type(error).__name__}): {error}")
+            pauses.needs_attention(book, step, f"internal error ({type(error).__name__}): {error}")
             return None
         step.status = StepStatus.SUCCEEDED
         step.finished_at = utcnow()
@@ -342,44 +342,6 @@ class Engine:
             return  # the run pauses: the next write gives the lease back; the clock wakes it
         book.commit(hold_extra=delay, announce=True)
         time.sleep(delay)
-
-    @staticmethod
-    def _needs_attention(book: journal.Journal, step: StepState, reason: str) -> None:
-        reason = redact(reason)[:1000]
-        run = book.run
-        step.status = StepStatus.NEEDS_ATTENTION
-        step.last_error = reason
-        run.status = RunStatus.NEEDS_ATTENTION
-        run.attention = f"{step.title}: {reason}"
-        book.changed(step)
-        book.event("step.needs_attention", {"reason": reason}, step=step.name)
-        log.warning("step needs attention", run_id=run.id, step=step.name, reason=reason)  # to keybot.log
-
-    @staticmethod
-    def _wait_for_human(
-        book: journal.Journal, step: StepState, instructions: str, *, decide: bool = False
-    ) -> None:
-        """Pause for a person: a checklist to do and mark done, or (`decide`) a choice to make."""
-        step.status = StepStatus.WAITING_MANUAL
-        step.output = {"instructions": instructions, **({"decide": True} if decide else {})}
-        book.run.status = RunStatus.WAITING_MANUAL
-        book.run.wake_at = None
-        book.changed(step)
-        kind = "step.waiting_decision" if decide else "step.waiting_manual"
-        book.event(kind, {"instructions": instructions}, step=step.name)
-
-    @staticmethod
-    def _wait(book: journal.Journal, step: StepState, wait: WaitFor) -> None:
-        """A durable wait: the run gives its lease back at once and the clock wakes it at `wake_at`."""
-        first = step.status is not StepStatus.WAITING and "waiting" not in step.output
-        step.status = StepStatus.WAITING
-        step.output = {**step.output, "waiting": str(wait)}
-        step.attempts = 0  # waiting is not failing: a wake-up is never counted against the retries
-        book.run.status = RunStatus.WAITING
-        book.run.wake_at = wait.until
-        book.changed(step)
-        if first:
-            book.event("step.waiting", {"why": str(wait), "until": wait.until.isoformat()}, step=step.name)
 
     def resume_stale(self, limit: int = 50, *, woken: Collection[str] = ()) -> list[str]:
         """Pick up running runs whose process died; returns the runs resumed.
