@@ -3,6 +3,7 @@ error handling (HTTP errors, rate limits, retries) exactly as with urllib."""
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -109,9 +110,15 @@ def closing_server() -> Iterator[_ClosingServer]:
     server.server_close()
 
 
+@pytest.mark.parametrize("poll", [True, False], ids=["poll", "select"])
 def test_a_connection_the_server_closed_is_replaced_before_sending(
-    closing_server: _ClosingServer, connects: list[tuple[str, int]]
+    closing_server: _ClosingServer,
+    connects: list[tuple[str, int]],
+    poll: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if not poll:
+        monkeypatch.delattr(select, "poll")  # as on Windows
     host, port = closing_server.server_address[:2]
     api = SlackAPI("xoxb-test", base_url=f"http://{host}:{port}/api/", server_retries=0)
     for n in range(3):

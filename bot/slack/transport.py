@@ -42,6 +42,9 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
     sock = connection.sock
     if sock is None:
         return True
+    if not hasattr(select, "poll"):  # Windows; select() is fine for one descriptor
+        readable, _, broken = select.select([sock], [], [sock], 0)
+        return bool(readable or broken)
     poller = select.poll()
     poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
