@@ -23,12 +23,9 @@ if TYPE_CHECKING:
 
 
 DURABLE_RETRY_AFTER_SECONDS = 5.0
-DB_POOL_SIZE = 15
-DB_MAX_OVERFLOW = 30
+DB_MAX_OVERFLOW = 40
 """Every run being executed holds a connection for its writer (Slack worker threads, bulk revokes), on top
-of the short sessions of Slack handlers; the pool's default overflow of 10 would make them queue. Connections
-kept idle (DB_POOL_SIZE) cover a burst of commands: an overflow connection is closed when given back, and
-reopening it (PostgreSQL's handshake, SQLite's pragmas) showed up in the capacity profile."""
+of the short sessions of Slack handlers; the pool's default overflow of 10 would make them queue."""
 
 
 @dataclass
@@ -41,7 +38,7 @@ class Runtime:
 
     @cached_property
     def database(self) -> Database:
-        database = Database(self.settings.database_url, pool_size=DB_POOL_SIZE, max_overflow=DB_MAX_OVERFLOW)
+        database = Database(self.settings.database_url, max_overflow=DB_MAX_OVERFLOW)
         ensure_schema(database.engine)
         return database
 
