@@ -292,15 +292,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pct(samples: list[float], p: float) -> float:
-    return percentile(samples, p) if samples else float("nan")
-
-
 def report(name: str, step: Step) -> None:
     figure(f"{name}.ack_p50", percentile(step.latencies, 50), "ms")
     figure(f"{name}.ack_p99", percentile(step.latencies, 99), "ms")
-    figure(f"{name}.form_p50", _pct(step.form_latencies, 50), "ms")
-    figure(f"{name}.form_p99", _pct(step.form_latencies, 99), "ms")
+    figure(f"{name}.form_p50", percentile(step.form_latencies, 50), "ms")
+    figure(f"{name}.form_p99", percentile(step.form_latencies, 99), "ms")
     figure(f"{name}.server_cpu_per_request", step.cpu_ms_per_request, "ms")
     errors = sum(step.errors.values())
     if errors or step.late or step.forms_missing:
@@ -324,7 +320,8 @@ def table(results: dict[str, list[Step]]) -> None:
     print("\n# filled-in form shown, from scheduled send time, ms: p50 / p99 (forms never filled in)")
     for config, steps in results.items():
         cells = [
-            f"{_pct(s.form_latencies, 50):.0f} / {_pct(s.form_latencies, 99):.0f} ({s.forms_missing})"
+            f"{percentile(s.form_latencies, 50):.0f} / {percentile(s.form_latencies, 99):.0f} "
+            f"({s.forms_missing})"
             for s in steps
         ]
         print("# " + config.ljust(16) + "".join(c.rjust(24) for c in cells), flush=True)

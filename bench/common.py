@@ -20,6 +20,9 @@ def figure(name: str, value: float, unit: str) -> None:
 
 
 def percentile(samples: list[float], p: float) -> float:
+    """The p-th percentile; NaN for no samples (a step whose forms never arrived reports NaN, not a crash)."""
+    if not samples:
+        return float("nan")
     if len(samples) < 2:
         return samples[0]
     return statistics.quantiles(samples, n=1000, method="inclusive")[int(p * 10) - 1]

@@ -9,8 +9,8 @@ ids, project names and Vault paths never become label values.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
@@ -57,20 +57,32 @@ def _transport_code(error: Exception) -> str:
     return "timeout" if "timeout" in name else "connection_error"
 
 
+class _HasStatus(Protocol):
+    status_code: int
+
+
+_Response = TypeVar("_Response", bound=_HasStatus)
+
+
+def _timed(system: str, operation: str, send: Callable[[], _Response]) -> _Response:
+    """Send, and record the call's latency with its outcome: a transport error or an HTTP error status."""
+    started = time.perf_counter()
+    try:
+        response = send()
+    except Exception as error:
+        observe_call(system, operation, time.perf_counter() - started, _transport_code(error))
+        raise
+    code = f"http_{response.status_code}" if response.status_code >= 400 else None
+    observe_call(system, operation, time.perf_counter() - started, code)
+    return response
+
+
 class TimedOpenAIClient(openai.DefaultHttpxClient):
     """The SDK's default client (its timeouts, limits, redirects), with each sent request timed."""
 
     def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
         operation = openai_operation(request.method, request.url.path)
-        started = time.perf_counter()
-        try:
-            response = super().send(request, **kwargs)
-        except Exception as error:
-            observe_call("openai", operation, time.perf_counter() - started, _transport_code(error))
-            raise
-        code = f"http_{response.status_code}" if response.status_code >= 400 else None
-        observe_call("openai", operation, time.perf_counter() - started, code)
-        return response
+        return _timed("openai", operation, lambda: super(TimedOpenAIClient, self).send(request, **kwargs))
 
 
 class TimedAdapter(BaseAdapter):
@@ -82,15 +94,7 @@ class TimedAdapter(BaseAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         operation = vault_operation(request.method or "GET", urlsplit(request.url or "").path)
-        started = time.perf_counter()
-        try:
-            response = self.inner.send(request, *args, **kwargs)
-        except Exception as error:
-            observe_call("vault", operation, time.perf_counter() - started, _transport_code(error))
-            raise
-        code = f"http_{response.status_code}" if response.status_code >= 400 else None
-        observe_call("vault", operation, time.perf_counter() - started, code)
-        return response
+        return _timed("vault", operation, lambda: self.inner.send(request, *args, **kwargs))
 
     def close(self) -> None:
         self.inner.close()

@@ -61,18 +61,18 @@ class KeepAliveWebClient(WebClient):
         parts = urllib.parse.urlsplit(url)
         if self.proxy is not None or parts.scheme not in ("http", "https") or not parts.hostname:
             return super()._perform_urllib_http_request_internal(url, req)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        connection = self._connection((parts.scheme, parts.hostname, port))
+        key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        connection = self._connection(key)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
             connection.request(req.get_method(), path or "/", body=req.data, headers=dict(req.header_items()))
             response = connection.getresponse()
             body = response.read()
         except BaseException:
-            self._forget((parts.scheme, parts.hostname, port))
+            self._forget(key)
             raise
         if response.will_close:
-            self._forget((parts.scheme, parts.hostname, port))
+            self._forget(key)
         if response.status >= 300:
             raise HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
         if response.headers.get_content_type() == "application/gzip":
